@@ -1,0 +1,21 @@
+// Every command of the toolkit, with its one-line summary for `sluice --help`.
+export interface CommandEntry {
+  name: string;
+  kind: 'sources' | 'transforms' | 'sinks';
+  summary: string;
+}
+
+export const COMMANDS: CommandEntry[] = [
+  { name: 'file-blocks', kind: 'sources', summary: 'a file, block device or stdin as 512 KiB block frames' },
+  { name: 's3-list', kind: 'sources', summary: 'list the objects under a store URL as object records' },
+  { name: 'zstd-chunk', kind: 'transforms', summary: 'blocks into zstd-compressed objects of up to 64 blocks' },
+  { name: 'zstd-unchunk', kind: 'transforms', summary: 'zstd-compressed objects back into verified blocks' },
+  { name: 's3-get', kind: 'transforms', summary: 'attach each object\'s data from its store, verified' },
+  { name: 'strip', kind: 'transforms', summary: 'drop payloads: frames in, manifest out' },
+  { name: 'progress', kind: 'transforms', summary: 'pass records through, showing rate, totals and ETA on stderr' },
+  { name: 'skip', kind: 'transforms', summary: 'drop records a journal says are done (resume a run)' },
+  { name: 'shard', kind: 'transforms', summary: 'keep one shard of N, for running a job in parallel' },
+  { name: 'file-write', kind: 'sinks', summary: 'write blocks to files or devices at their offsets' },
+  { name: 's3-put', kind: 'sinks', summary: 'write object frames to a store URL; print what was written' },
+  { name: 'count', kind: 'sinks', summary: 'count records, blocks, bytes and non-zero bytes' },
+];
