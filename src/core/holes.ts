@@ -36,14 +36,22 @@ export function holesSupported(): boolean {
 export function dataExtents(fd: number, size: number): Iterable<Extent> | null {
   const lib = loadAddon();
   if (!lib) return null;
+  let first: number;
+  try {
+    first = lib.seekData(fd, 0);
+  } catch {
+    // A file system or file type without SEEK_DATA (EINVAL, EOPNOTSUPP): read everything.
+    return null;
+  }
   return (function* () {
-    let offset = 0;
-    while (offset < size) {
-      const start = lib.seekData(fd, offset);
-      if (start < 0 || start >= size) return;
-      const end = Math.min(lib.seekHole(fd, start), size);
+    let start = first;
+    while (start >= 0 && start < size) {
+      const hole = lib.seekHole(fd, start);
+      // No hole after data only if the file shrank meanwhile: the reader will find that out.
+      const end = hole < 0 ? size : Math.min(hole, size);
       yield { start, end };
-      offset = end;
+      if (end >= size) return;
+      start = lib.seekData(fd, end);
     }
   })();
 }

@@ -2,7 +2,7 @@ import { promises as fsp } from 'node:fs';
 import { command, EXIT_STATUS_TEXT, stringFlag } from '../core/command';
 import { sha256b64 } from '../core/digest';
 import type { Encoder } from '../core/encode';
-import { SluiceError } from '../core/errors';
+import { SluiceError, UsageError } from '../core/errors';
 import { dataExtents } from '../core/holes';
 import { BLOCK_SIZE, FORMAT_VERSION, PAYLOAD, ZERO_BLOCK_SHA256, type BlockRec, type VolumeRec } from '../core/records';
 import { source } from '../core/stage';
@@ -42,6 +42,7 @@ export const main = command({
     const path = args._[0];
     const name = stringFlag(args, 'source') ?? (path === '-' ? 'stdin' : path);
     if (path === '-') {
+      if (process.stdin.isTTY) throw new UsageError('stdin is a terminal: pipe data in, or give a PATH');
       await source(ctx, { frames: true }, (out) => readStream(name, out));
       return;
     }
@@ -50,6 +51,7 @@ export const main = command({
     });
     try {
       const stat = await handle.stat();
+      if (stat.isDirectory()) throw new SluiceError(`${path} is a directory`);
       if (stat.isFile() || stat.isBlockDevice()) {
         const size = stat.isFile() ? stat.size : await deviceSize(path, stat.rdev);
         await source(ctx, { frames: true }, (out) => readFile(handle, path, name, size, stat.isFile(), out));
@@ -106,7 +108,7 @@ async function* readFile(handle: fsp.FileHandle, path: string, name: string, siz
       let got = 0;
       while (got < want) {
         const { bytesRead } = await handle.read(buf, got, want - got, offset + got);
-        if (bytesRead === 0) throw new SluiceError(`${path}: file shrank while being read (ended at byte ${offset + got}, expected ${size})`);
+        if (bytesRead === 0) throw shrank(path, size, offset + got);
         got += bytesRead;
       }
       buf.fill(0, got); // pad the last partial block
@@ -114,6 +116,15 @@ async function* readFile(handle: fsp.FileHandle, path: string, name: string, siz
       yield out.take();
     }
   }
+  // A file cut short after its extents were found would pass for one with holes at its end.
+  if (regular) {
+    const now = (await handle.stat()).size;
+    if (now < size) throw shrank(path, size, now);
+  }
+}
+
+function shrank(path: string, size: number, end: number): SluiceError {
+  return new SluiceError(`${path}: the file shrank while being read: it ended at byte ${end}, not at ${size}`);
 }
 
 async function* readStream(name: string, out: Encoder, input: AsyncIterable<Buffer> = process.stdin): AsyncGenerator<Buffer[]> {
