@@ -6,6 +6,8 @@ export interface FlagSpec {
   /** Flags that take a value. Values stay strings: ids like `0012` must not become numbers. */
   string?: string[];
   boolean?: string[];
+  /** String flags that may be given more than once; their value is then an array. */
+  repeatable?: string[];
   alias?: Record<string, string>;
   default?: Record<string, string | boolean>;
 }
@@ -136,7 +138,7 @@ export function parseArgs(spec: CommandSpec, argv: string[]): Args {
   });
   if (unknown.length) throw new UsageError(`unknown option ${unknown[0]}`);
   for (const name of strings) {
-    if (Array.isArray(parsed[name])) throw new UsageError(`--${name} given more than once`);
+    if (Array.isArray(parsed[name]) && !flags.repeatable?.includes(name)) throw new UsageError(`--${name} given more than once`);
     if (parsed[name] === '' && !(flags.default && name in flags.default)) {
       throw new UsageError(`--${name} needs a value`);
     }
