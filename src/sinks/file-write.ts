@@ -31,6 +31,10 @@ than the volume is extended to the volume's size; a larger one keeps its size an
 past the volume's end, unless --truncate is given. A block device is always written in place
 and must be at least as large as the volume. In-place writes cannot be undone: an input that
 stops early leaves the blocks written so far in place (exit 3); run the same pipeline again.
+To put a whole volume onto a used device or file, give --zero-absent: blocks the stream does
+not list (the holes of a sparse file, the unwritten blocks of a snapshot) are then written as
+zeros too. Without it, a note on stderr counts the absent blocks left as they were, unless the
+header names a "parent" (a delta, where absent means unchanged).
 
 Writes are positional and run concurrently, a few per PATH; memory stays a few MiB whatever
 the size of the volume. Nothing is printed on stdout.
@@ -38,6 +42,7 @@ the size of the volume. Nothing is printed on stdout.
 Options:
   --in-place     write into existing files or block devices (see above)
   --truncate     with --in-place: cut a file larger than the volume down to the volume's size
+  --zero-absent  in place: write zeros where the stream lists no block (a full restore)
   -f, --force    replace an existing file (the new one is renamed over it at the end)
   -j, --jobs N   writes in flight per PATH, 1 to 64 (default 4)
   -h, --help     show this text
@@ -46,7 +51,7 @@ Examples:
   file-blocks disk.img | file-write copy.img
   file-blocks /dev/nvme1n1 | file-write copy-1.img copy-2.img
   s3-list /backups/vol-1 | s3-get | zstd-unchunk | file-write restored.img
-  s3-list /backups/vol-1 | s3-get | zstd-unchunk | file-write --in-place /dev/nvme2n1
+  s3-list /backups/vol-1 | s3-get | zstd-unchunk | file-write --zero-absent /dev/nvme2n1
 
 ${EXIT_STATUS_TEXT}
 `;
@@ -56,13 +61,14 @@ const ZEROS = Buffer.alloc(BLOCK_SIZE);
 export const main = command({
   name: 'file-write',
   usage: USAGE,
-  flags: { string: ['jobs'], boolean: ['in-place', 'truncate', 'force'], alias: { f: 'force', j: 'jobs' } },
+  flags: { string: ['jobs'], boolean: ['in-place', 'truncate', 'force', 'zero-absent'], alias: { f: 'force', j: 'jobs' } },
   positionals: { min: 1, max: Infinity },
   async run(args, ctx) {
     const opts: Options = {
       inPlace: Boolean(args['in-place']),
       truncate: Boolean(args.truncate),
       force: Boolean(args.force),
+      zeroAbsent: Boolean(args['zero-absent']),
       jobs: intFlag(args, 'jobs', 4, 1, 64),
     };
     if (opts.truncate && !opts.inPlace) throw new UsageError('--truncate goes with --in-place');
@@ -71,7 +77,7 @@ export const main = command({
     const targets: Target[] = [];
     try {
       for (const p of args._) targets.push(await openTarget(p, opts, targets));
-      const volume = new VolumeWriter(ctx, targets, opts.jobs);
+      const volume = new VolumeWriter(ctx, targets, opts);
       await sink(ctx, {}, (batches) => volume.consume(batches));
       await volume.finish();
     } catch (err) {
@@ -85,6 +91,7 @@ interface Options {
   inPlace: boolean;
   truncate: boolean;
   force: boolean;
+  zeroAbsent: boolean;
   jobs: number;
 }
 
@@ -188,14 +195,15 @@ class VolumeWriter {
   private header: VolumeRec | undefined;
   private size: number | undefined;
   private lastIndex = -1;
+  private listed = 0;
   // While the size is unknown (a stream read from stdin), the latest block waits: only once the
   // size is known can a last partial block be cut to it, so no byte past the volume is written.
-  private held: { rec: BlockRec; data: Buffer | null } | undefined;
+  private held: { index: number; data: Buffer | null } | undefined;
 
   constructor(
     private readonly ctx: Context,
     private readonly targets: Target[],
-    private readonly jobs: number,
+    private readonly opts: Options,
   ) {}
 
   async consume(batches: Batches): Promise<void> {
@@ -212,8 +220,16 @@ class VolumeWriter {
   async finish(): Promise<void> {
     if (!this.header) throw new InvalidInputError(`${this.ctx.command}: ${this.ctx.input}: no "volume" record: the input is not a block stream`);
     if (this.size === undefined) throw new InvalidInputError(`${this.ctx.command}: ${this.ctx.input}: the stream never gave the volume's size`);
-    if (this.held) await this.put(this.held.rec, this.held.data);
+    if (this.held) await this.put(this.held.index, this.held.data);
+    const blocks = blocksIn(this.size);
+    await this.fillAbsent(this.lastIndex + 1, blocks);
     await Promise.all(this.targets.map((t) => t.drain()));
+    const absent = blocks - this.listed;
+    if (absent && !this.opts.zeroAbsent && this.header.parent === undefined) {
+      for (const t of this.targets) {
+        if (t.kind !== 'new') this.ctx.log(`${t.path}: ${absent} absent block${absent === 1 ? '' : 's'} left as they were (give --zero-absent to write zeros there)`);
+      }
+    }
     // A signal during the final flush must still stop the commit.
     if (this.ctx.signal.aborted) throw this.ctx.signal.reason;
     for (const t of this.targets) await t.commit(this.size);
@@ -244,7 +260,7 @@ class VolumeWriter {
     if (this.held) {
       const held = this.held;
       this.held = undefined;
-      await this.put(held.rec, held.data);
+      await this.put(held.index, held.data);
     }
   }
 
@@ -256,12 +272,15 @@ class VolumeWriter {
     if (this.size !== undefined && index >= blocksIn(this.size)) {
       throw badRecord(this.ctx, rec, `block ${index} lies past the volume's size of ${this.size} bytes`);
     }
-    this.lastIndex = index;
     const data = this.verified(rec);
-    if (this.size !== undefined) return this.put(rec, data);
     const held = this.held;
-    this.held = { rec, data };
-    if (held) await this.put(held.rec, held.data, BLOCK_SIZE);
+    this.held = undefined;
+    if (held) await this.put(held.index, held.data, BLOCK_SIZE);
+    await this.fillAbsent(this.lastIndex + 1, index);
+    this.lastIndex = index;
+    this.listed++;
+    if (this.size !== undefined) return this.put(index, data);
+    this.held = { index, data };
   }
 
   /** The block's data once checked, or null for a zero block. */
@@ -281,22 +300,28 @@ class VolumeWriter {
     return actual === ZERO_BLOCK_SHA256 ? null : data;
   }
 
+  /** With --zero-absent, writes zeros over the blocks from `first` up to `end` in place. */
+  private async fillAbsent(first: number, end: number): Promise<void> {
+    if (!this.opts.zeroAbsent || this.targets.every((t) => t.kind === 'new')) return;
+    for (let index = first; index < end; index++) await this.put(index, null, this.size === undefined ? BLOCK_SIZE : this.lengthOf(index));
+  }
+
   /** Starts the block's write on every target, once each has room for one more. */
-  private async put(rec: BlockRec, data: Buffer | null, length = this.lengthOf(rec.index)): Promise<void> {
-    for (const t of this.targets) await t.ready(this.jobs);
+  private async put(index: number, data: Buffer | null, length = this.lengthOf(index)): Promise<void> {
+    for (const t of this.targets) await t.ready(this.opts.jobs);
     // The command may have been stopped while waiting: nothing new may start then.
     if (this.ctx.signal.aborted) throw this.ctx.signal.reason;
-    const position = rec.index * BLOCK_SIZE;
+    const position = index * BLOCK_SIZE;
     for (const t of this.targets) {
       if (t.kind === 'device' && position + length > t.oldSize) {
-        throw new SluiceError(`${t.path}: block ${rec.index} lies past the end of the device (${t.oldSize} bytes)`);
+        throw new SluiceError(`${t.path}: block ${index} lies past the end of the device (${t.oldSize} bytes)`);
       }
     }
     for (const t of this.targets) {
       // A new file reads as zeros where nothing is written; a file written in place must not
       // keep its old data where the volume has zeros.
-      if (data) t.write(data.subarray(0, length), position, rec.index);
-      else if (t.kind !== 'new') t.write(ZEROS.subarray(0, length), position, rec.index);
+      if (data) t.write(data.subarray(0, length), position, index);
+      else if (t.kind !== 'new') t.write(ZEROS.subarray(0, length), position, index);
     }
   }
 
