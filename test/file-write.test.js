@@ -217,13 +217,20 @@ test('a wrong sha256 or a short payload: exit 5 naming the block', async () => {
   const wrongSha = writeStream(path.join(work, 'wrong-sha.stream'), [volume(2 * BLOCK), dataBlock(0, 1), bad]);
   const short = writeStream(path.join(work, 'short.stream'), [volume(2 * BLOCK), { type: 'block', index: 1, sha256: 'x', data: Buffer.alloc(1000, 1) }]);
   const zeroLie = writeStream(path.join(work, 'zero-lie.stream'), [volume(2 * BLOCK), { ...zeroBlock(1), sha256: bad.sha256 }]);
-  for (const [stream, what] of [[wrongSha, /stdin:3: block 1: SHA-256/], [short, /stdin:2: block 1: 1000 bytes of data, expected 524288/], [zeroLie, /stdin:2: block 1: marked zero/]]) {
-    const out = fresh();
-    const r = await sh(`file-write ${out} < ${stream}`);
-    assert.strictEqual(r.code, 5, describe(r));
-    assert.match(r.stderr, what, describe(r));
-    assert.ok(!fs.existsSync(out));
-  }
+  const cases = [
+    [wrongSha, /stdin:3: block 1: SHA-256/],
+    [short, /stdin:2: block 1: 1000 bytes of data, expected 524288/],
+    [zeroLie, /stdin:2: block 1: marked zero/],
+  ];
+  await Promise.all(
+    cases.map(async ([stream, what]) => {
+      const out = fresh();
+      const r = await sh(`file-write ${out} < ${stream}`);
+      assert.strictEqual(r.code, 5, describe(r));
+      assert.match(r.stderr, what, describe(r));
+      assert.ok(!fs.existsSync(out));
+    }),
+  );
 });
 
 test('a manifest (blocks without data) is refused: exit 4 naming the line and block', async () => {
@@ -244,13 +251,15 @@ test('blocks out of order, past the size, or before the header: exit 4', async (
     [[{ type: 'volume', format: 1, blockSize: BLOCK }, dataBlock(0, 1)], /the stream never gave the volume's size/],
     [[{ type: 'object', key: 'a', size: 3 }], /stdin:1: expected block records, got an object record/],
   ];
-  for (const [records, what] of cases) {
-    const out = fresh();
-    const r = await sh(`file-write ${out} < ${writeStream(fresh('stream'), records)}`);
-    assert.strictEqual(r.code, 4, describe(r));
-    assert.match(r.stderr, what, describe(r));
-    assert.ok(!fs.existsSync(out));
-  }
+  await Promise.all(
+    cases.map(async ([records, what]) => {
+      const out = fresh();
+      const r = await sh(`file-write ${out} < ${writeStream(fresh('stream'), records)}`);
+      assert.strictEqual(r.code, 4, describe(r));
+      assert.match(r.stderr, what, describe(r));
+      assert.ok(!fs.existsSync(out));
+    }),
+  );
 });
 
 test('an existing file is refused without --force and replaced with it', async () => {
@@ -268,11 +277,15 @@ test('usage: --help on stdout with exit 0; unknown flags and bad combinations ex
   const help = await sh('file-write --help');
   assert.strictEqual(help.code, 0, describe(help));
   assert.match(help.stdout.toString(), /^Usage: file-write \[options\] PATH\.\.\.\n[\s\S]*EXIT STATUS/);
-  for (const args of ['--bogus x', '', '--truncate x', '--force --in-place x', '-j 0 x', 'x x', '-']) {
-    const r = await sh(`file-write ${args} < /dev/null`);
-    assert.strictEqual(r.code, 2, describe(r));
-    assert.match(r.stderr, /^file-write: .*\n\nUsage: file-write/, describe(r));
-  }
+  const misuses = ['--bogus x', '', '--truncate x', '--force --in-place x', '-j 0 x', 'x x', '-'];
+  await Promise.all(
+    misuses.map(async (args) => {
+      const r = await sh(`file-write ${args} < /dev/null`, { cwd: work });
+      assert.strictEqual(r.code, 2, describe(r));
+      assert.match(r.stderr, /^file-write: .*\n\nUsage: file-write/, describe(r));
+    }),
+  );
+  assert.deepStrictEqual(fs.readdirSync(work).filter((f) => f === 'x' || f.startsWith('.x.')), []);
 });
 
 test('--in-place needs an existing file', async () => {
