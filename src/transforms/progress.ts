@@ -101,7 +101,7 @@ export const main = command({
   async run(args, ctx) {
     const label = stringFlag(args, 'label') ?? 'progress';
     const tty = process.stderr.isTTY === true;
-    const everyMs = tty ? TTY_REDRAW_MS : intFlag(args, 'interval', 10, 1) * 1000;
+    const everyMs = tty ? TTY_REDRAW_MS : intFlag(args, 'interval', 10, 1, 86400) * 1000;
     const quiet = args.quiet === true;
     const meter = new Meter();
     let onScreen = false; // a terminal line without its newline yet
