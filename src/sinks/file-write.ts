@@ -157,7 +157,7 @@ class Target {
     if (this.temp) await fsp.unlink(this.temp).catch(() => {});
   }
 
-  async setHandleSize(size: number): Promise<void> {
+  async resize(size: number): Promise<void> {
     await this.handle.truncate(size);
   }
 }
@@ -220,7 +220,6 @@ class VolumeWriter {
   async finish(): Promise<void> {
     if (!this.header) throw new InvalidInputError(`${this.ctx.command}: ${this.ctx.input}: no "volume" record: the input is not a block stream`);
     if (this.size === undefined) throw new InvalidInputError(`${this.ctx.command}: ${this.ctx.input}: the stream never gave the volume's size`);
-    if (this.held) await this.put(this.held.index, this.held.data);
     const blocks = blocksIn(this.size);
     await this.fillAbsent(this.lastIndex + 1, blocks);
     await Promise.all(this.targets.map((t) => t.drain()));
@@ -255,7 +254,7 @@ class VolumeWriter {
         throw new SluiceError(`${t.path}: the device holds ${t.oldSize} bytes, the volume ${this.size}: it does not fit`);
       }
       // Sized at once, a new file takes its blocks into its holes.
-      if (t.kind === 'new') await t.setHandleSize(this.size);
+      if (t.kind === 'new') await t.resize(this.size);
     }
     if (this.held) {
       const held = this.held;
