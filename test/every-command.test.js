@@ -46,7 +46,7 @@ const GARBAGE = {
   'a JSON array': `echo '[1,2,3]'`,
   'a record without type': `echo '{"index":1}'`,
   'a payload shorter than len': `printf '%s\\n%s' '{"type":"block","index":0,"len":100}' 'short'`,
-  'an over-long line': `node -e 'process.stdout.write("{\\"type\\":\\"block\\",\\"x\\":\\"" + "a".repeat(2 << 20) + "\\"}\\n")'`,
+  'an over-long line': `{ printf '{"type":"block","x":"'; head -c 2100000 /dev/zero | tr '\\0' a; printf '"}\\n'; }`,
 };
 
 for (const [name, cmd] of Object.entries(READERS)) {
