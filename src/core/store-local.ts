@@ -1,0 +1,474 @@
+// The object store on a local directory: one plain file per object, so a store can be browsed,
+// copied and read with ordinary tools.
+//
+// Keys to paths. Any S3 key (1 to 1024 UTF-8 bytes) is stored, and none can name a path outside
+// the root. The key is split at "/" into segments; each segment becomes one or more names:
+//   - the characters U+0000-U+001F, U+007F, "%" and "\" are written as %XX (hex, upper case);
+//     everything else, unicode included, is written as it is;
+//   - a segment that is empty, "." or ".." is written "%", "%2E", "%2E%2E";
+//   - a segment whose written form exceeds 238 bytes is cut into pieces of at most 238 bytes
+//     (between characters, never inside an escape); every piece but the last ends with "%+" and
+//     is a directory holding the rest of the segment (file names are limited to 255 bytes).
+// So a name without "%" is the key segment itself, and the mapping reverses exactly. Names that
+// begin with "%." are never the result of it: they are reserved for this store's own files,
+// temporary files ("%.tmp.*") and checksum sidecars ("%.meta.NAME"), and listings skip them.
+// Example: key "a/../b c/%x/" is stored as ROOT/a/%2E%2E/b c/%25x/%.
+//
+// One clash cannot be designed away without giving up plain files: an object "a" and objects
+// under "a/" need the same name as a file and as a directory. Such a put fails with an error
+// naming both keys (S3 holds both; a store copied from S3 with such keys needs an S3 target).
+//
+// Checksums. A put computes the MD5 (the ETag, as S3 gives it for a single-part upload) and the
+// SHA-256 of the data and keeps them in a small JSON sidecar beside the file, so a listing has
+// ETags without reading data, and a get can prove that the bytes are still those written (a
+// recomputed checksum would only describe whatever the file now holds). A missing sidecar (a
+// crash mid-put, a file copied in by hand) means "checksums unknown", never a wrong checksum.
+import { createHash, randomBytes } from 'node:crypto';
+import { constants, promises as fsp, type Stats } from 'node:fs';
+import path from 'node:path';
+import { sha256b64 } from './digest';
+import { IntegrityError, errorCode } from './errors';
+import {
+  NotFoundError,
+  StoreError,
+  compareKeys,
+  keyProblem,
+  type GetOptions,
+  type GetResult,
+  type ListOptions,
+  type ObjectInfo,
+  type ObjectStore,
+  type PutOptions,
+  type PutResult,
+} from './store';
+
+const RESERVED = '%.';
+const TEMP = '%.tmp.';
+const META = '%.meta.';
+const CONTINUES = '%+';
+// 238 + "%+" = 240; "%.meta." + 240 = 247: every name this store makes fits in NAME_MAX (255).
+const PIECE_BYTES = 238;
+const DEFAULT_PAGE = 1000;
+// Stats and sidecar reads in flight while describing a page.
+const DESCRIBE_JOBS = 16;
+// Errors of a busy or briefly exhausted system, worth retrying; all else is permanent.
+const TRANSIENT = new Set(['EAGAIN', 'EBUSY', 'EINTR', 'EMFILE', 'ENFILE', 'ETIMEDOUT']);
+
+function mustEscape(code: number): boolean {
+  return code < 0x20 || code === 0x7f || code === 0x25 || code === 0x5c;
+}
+
+function escapeChars(text: string): string {
+  let out = '';
+  for (const ch of text) {
+    const code = ch.codePointAt(0)!;
+    out += mustEscape(code) ? '%' + code.toString(16).toUpperCase().padStart(2, '0') : ch;
+  }
+  return out;
+}
+
+const WHOLE_NAMES: Record<string, string> = { '': '%', '.': '%2E', '..': '%2E%2E' };
+const WHOLE_SEGMENTS: Record<string, string> = { '%': '', '%2E': '.', '%2E%2E': '..' };
+
+/** The names (one, or pieces of a long segment) that store one segment of a key. */
+export function encodeSegment(segment: string): string[] {
+  const pieces: string[] = [];
+  let piece = '';
+  let bytes = 0;
+  for (const ch of segment) {
+    const code = ch.codePointAt(0)!;
+    const unit = mustEscape(code) ? '%' + code.toString(16).toUpperCase().padStart(2, '0') : ch;
+    const unitBytes = code < 0x80 ? unit.length : Buffer.byteLength(unit);
+    if (bytes + unitBytes > PIECE_BYTES) {
+      pieces.push(piece + CONTINUES);
+      piece = '';
+      bytes = 0;
+    }
+    piece += unit;
+    bytes += unitBytes;
+  }
+  pieces.push(WHOLE_NAMES[piece] ?? piece);
+  return pieces;
+}
+
+/** The path components, relative to the root, that store `key`. */
+export function encodeKey(key: string): string[] {
+  return key.split('/').flatMap(encodeSegment);
+}
+
+/**
+ * What a directory entry holds: a fragment of a key, followed by "/" unless the name is a piece
+ * that continues; null for this store's own files; undefined for a name this store never writes.
+ */
+export function decodeName(name: string): { fragment: string; continues: boolean } | null | undefined {
+  if (name.startsWith(RESERVED)) return null;
+  if (!name.includes('%')) return { fragment: name, continues: false };
+  if (name in WHOLE_SEGMENTS) return { fragment: WHOLE_SEGMENTS[name], continues: false };
+  const continues = name.endsWith(CONTINUES);
+  const body = continues ? name.slice(0, -CONTINUES.length) : name;
+  const fragment = body.replace(/%([0-9A-F]{2})/g, (_, hex: string) => String.fromCharCode(parseInt(hex, 16)));
+  // Only the canonical form is ours: two names must never give one key.
+  if (escapeChars(fragment) !== body || fragment === '') return undefined;
+  return { fragment, continues };
+}
+
+/** The key stored at these path components (relative to the root). */
+function keyOf(components: string[]): string {
+  let key = '';
+  for (const name of components) {
+    const part = decodeName(name);
+    if (!part) return components.join('/');
+    key += part.fragment + (part.continues ? '' : '/');
+  }
+  return key.endsWith('/') ? key.slice(0, -1) : key;
+}
+
+interface Meta {
+  size: number;
+  etag: string;
+  sha256: string;
+  storageClass?: string;
+  metadata?: Record<string, string>;
+}
+
+interface Found {
+  key: string;
+  file: string;
+}
+
+export class LocalStore implements ObjectStore {
+  readonly url: string;
+  private readonly locks = new Map<string, Promise<void>>();
+
+  constructor(readonly root: string) {
+    this.url = root;
+  }
+
+  /** The file of `key`, which lies inside the root whatever the key holds. */
+  pathOf(key: string): string {
+    const problem = keyProblem(key);
+    if (problem) throw new StoreError(`${this.root}: ${problem}`, 'permanent', typeof key === 'string' ? key : undefined);
+    const components = encodeKey(key);
+    for (const c of components) {
+      if (c === '' || c === '.' || c === '..' || c.includes('/') || c.includes('\0')) throw new Error(`key mapping produced ${JSON.stringify(c)} for ${JSON.stringify(key)}`);
+    }
+    return path.join(this.root, ...components);
+  }
+
+  async head(key: string): Promise<ObjectInfo> {
+    const file = this.pathOf(key);
+    const stat = await fsp.lstat(file).catch((err) => {
+      throw this.fsError(err, key, 'reading');
+    });
+    if (!stat.isFile()) throw this.notFound(key);
+    return describe(key, stat, await readMeta(file), true);
+  }
+
+  async get(key: string, opts: GetOptions = {}): Promise<GetResult> {
+    const file = this.pathOf(key);
+    // A mismatch is read once more: a put may have replaced the object between the reads of
+    // the sidecar and of the data.
+    for (let attempt = 0; ; attempt++) {
+      const meta = await readMeta(file);
+      const { data, stat } = await this.read(key, file, opts.range);
+      const info = describe(key, stat, meta, true);
+      const problem = meta && !opts.range ? mismatch(data, meta) : undefined;
+      if (!problem) return { data, info };
+      if (attempt === 0) continue;
+      throw new IntegrityError(`${this.root}: object ${JSON.stringify(key)}: ${problem}: the file was changed or is damaged`);
+    }
+  }
+
+  async put(key: string, data: Uint8Array, opts: PutOptions = {}): Promise<PutResult> {
+    const file = this.pathOf(key);
+    const sha256 = sha256b64(data);
+    if (opts.sha256 !== undefined && opts.sha256 !== sha256) {
+      throw new IntegrityError(`${this.root}: object ${JSON.stringify(key)}: the data's SHA-256 is ${sha256}, expected ${opts.sha256}; nothing was stored`);
+    }
+    const etag = `"${createHash('md5').update(data).digest('hex')}"`;
+    const meta: Meta = { size: data.length, etag, sha256 };
+    if (opts.storageClass !== undefined) meta.storageClass = opts.storageClass;
+    if (opts.metadata !== undefined) meta.metadata = opts.metadata;
+    const dir = path.dirname(file);
+    const metaFile = path.join(dir, META + path.basename(file));
+    await this.locked(key, async () => {
+      const temp = await this.writeTemp(key, dir, data);
+      let metaTemp: string | undefined;
+      try {
+        metaTemp = await this.writeTemp(key, dir, Buffer.from(JSON.stringify(meta) + '\n'));
+        // No moment shows new data with the old sidecar: between the two renames the object
+        // has no sidecar, which means "checksums unknown".
+        await fsp.unlink(metaFile).catch((err) => {
+          if (errorCode(err) !== 'ENOENT') throw err;
+        });
+        await fsp.rename(temp, file).catch((err) => {
+          if (errorCode(err) === 'EISDIR') throw this.clash(key, `objects under "${key}/" exist`);
+          throw err;
+        });
+        await fsp.rename(metaTemp, metaFile);
+      } catch (err) {
+        await fsp.unlink(temp).catch(() => {});
+        if (metaTemp) await fsp.unlink(metaTemp).catch(() => {});
+        throw err instanceof StoreError ? err : this.fsError(err, key, 'storing');
+      }
+      await syncDirectory(dir).catch((err) => {
+        throw this.fsError(err, key, 'flushing the directory of');
+      });
+    });
+    return { etag, sha256 };
+  }
+
+  async delete(keys: string[]): Promise<void> {
+    const files = keys.map((key) => ({ key, file: this.pathOf(key) }));
+    await eachLimited(files, DESCRIBE_JOBS, ({ key, file }) =>
+      this.locked(key, async () => {
+        const dir = path.dirname(file);
+        for (const name of [path.basename(file), META + path.basename(file)]) {
+          await fsp.unlink(path.join(dir, name)).catch((err) => {
+            // Absent, or a directory of other keys: either way there is no such object.
+            if (!['ENOENT', 'ENOTDIR', 'EISDIR', 'EPERM'].includes(errorCode(err) ?? '')) throw this.fsError(err, key, 'deleting');
+          });
+        }
+        // Folders left empty go too, as a bucket has no empty folders; a put racing with this
+        // recreates its folder.
+        for (let d = dir; d !== this.root && d.startsWith(this.root + path.sep); d = path.dirname(d)) {
+          if (!(await fsp.rmdir(d).then(() => true, () => false))) break;
+        }
+      }),
+    );
+  }
+
+  async *list(prefix: string, opts: ListOptions = {}): AsyncGenerator<ObjectInfo[]> {
+    const pageSize = opts.pageSize ?? DEFAULT_PAGE;
+    if (!Number.isSafeInteger(pageSize) || pageSize < 1 || pageSize > 1000) throw new RangeError(`page size must be 1 to 1000, got ${pageSize}`);
+    const stat = await fsp.stat(this.root).catch((err) => {
+      if (errorCode(err) === 'ENOENT') throw new NotFoundError(`${this.root}: no such store: the directory does not exist`);
+      throw this.fsError(err, undefined, 'listing');
+    });
+    if (!stat.isDirectory()) throw new StoreError(`${this.root}: not a directory`, 'permanent');
+    let page: Found[] = [];
+    for await (const found of this.walk(this.root, '', prefix, opts.startAfter)) {
+      page.push(found);
+      if (page.length === pageSize) {
+        yield await this.describePage(page);
+        page = [];
+      }
+    }
+    if (page.length) yield await this.describePage(page);
+  }
+
+  /**
+   * The objects under `dir` in key order. A directory's entries are sorted by the smallest key
+   * each can hold (a file: its key; a folder: its key prefix) and merged by their next key: a
+   * piece of a long segment can hold keys on both sides of a sibling's, so a plain depth-first
+   * walk in sorted order would not do. Only the folders whose keys are due are open at once.
+   */
+  private async *walk(dir: string, keyPrefix: string, prefix: string, startAfter: string | undefined): AsyncGenerator<Found> {
+    const entries: { low: string; file: string; folder: boolean }[] = [];
+    let dirents;
+    try {
+      dirents = await fsp.readdir(dir, { withFileTypes: true });
+    } catch (err) {
+      if (errorCode(err) === 'ENOENT' && dir !== this.root) return; // deleted while listing
+      throw this.fsError(err, undefined, 'listing');
+    }
+    for (const d of dirents) {
+      const part = decodeName(d.name);
+      if (part === null) continue;
+      const file = path.join(dir, d.name);
+      const foreign = () => new StoreError(`${file}: not a name this store writes: move it out of the store`, 'permanent');
+      if (part === undefined) throw foreign();
+      if (d.isDirectory()) {
+        const low = keyPrefix + part.fragment + (part.continues ? '' : '/');
+        const inPrefix = low.startsWith(prefix) || prefix.startsWith(low);
+        const allBefore = startAfter !== undefined && compareKeys(low, startAfter) <= 0 && !startAfter.startsWith(low);
+        if (inPrefix && !allBefore) entries.push({ low, file, folder: true });
+      } else if (d.isFile()) {
+        if (part.continues) throw foreign();
+        const key = keyPrefix + part.fragment;
+        if (key.startsWith(prefix) && (startAfter === undefined || compareKeys(key, startAfter) > 0)) entries.push({ low: key, file, folder: false });
+      } else {
+        throw new StoreError(`${file}: not a regular file or a directory: a local store holds only the files it writes`, 'permanent');
+      }
+    }
+    entries.sort((a, b) => compareKeys(a.low, b.low) || Number(a.folder) - Number(b.folder));
+    // Usually one source is active (a file, or the folder being read); a linear scan is enough.
+    const active: { head: Found; rest?: AsyncIterator<Found> }[] = [];
+    let next = 0;
+    const smallest = () => active.reduce((m, s, i) => (compareKeys(s.head.key, active[m].head.key) < 0 ? i : m), 0);
+    for (;;) {
+      while (next < entries.length && (active.length === 0 || compareKeys(entries[next].low, active[smallest()].head.key) <= 0)) {
+        const e = entries[next++];
+        if (!e.folder) {
+          active.push({ head: { key: e.low, file: e.file } });
+          continue;
+        }
+        const rest = this.walk(e.file, e.low, prefix, startAfter);
+        const first = await rest.next();
+        if (!first.done) active.push({ head: first.value, rest });
+      }
+      if (!active.length) return;
+      const i = smallest();
+      const source = active[i];
+      yield source.head;
+      const step = source.rest ? await source.rest.next() : { done: true as const, value: undefined };
+      if (step.done) active.splice(i, 1);
+      else source.head = step.value;
+    }
+  }
+
+  private async describePage(page: Found[]): Promise<ObjectInfo[]> {
+    const infos = new Array<ObjectInfo | undefined>(page.length);
+    await eachLimited(page.map((f, i) => ({ ...f, i })), DESCRIBE_JOBS, async ({ key, file, i }) => {
+      const stat = await fsp.lstat(file).catch((err) => {
+        if (errorCode(err) === 'ENOENT') return undefined; // deleted while listing
+        throw this.fsError(err, key, 'listing');
+      });
+      if (stat?.isFile()) infos[i] = describe(key, stat, await readMeta(file), false);
+    });
+    return infos.filter((info): info is ObjectInfo => info !== undefined);
+  }
+
+  private async read(key: string, file: string, range: GetOptions['range']): Promise<{ data: Buffer; stat: Stats }> {
+    const handle = await fsp.open(file, constants.O_RDONLY | constants.O_NOFOLLOW).catch((err) => {
+      throw ['ELOOP', 'EISDIR'].includes(errorCode(err) ?? '') ? this.notFound(key) : this.fsError(err, key, 'reading');
+    });
+    try {
+      const stat = await handle.stat();
+      if (!stat.isFile()) throw this.notFound(key);
+      const start = range ? range.start : 0;
+      const end = range ? Math.min(range.end ?? stat.size, stat.size) : stat.size;
+      if (!Number.isSafeInteger(start) || start < 0 || !Number.isSafeInteger(end)) throw new RangeError(`bad range ${JSON.stringify(range)}`);
+      const data = Buffer.allocUnsafe(Math.max(0, end - start));
+      let got = 0;
+      while (got < data.length) {
+        const { bytesRead } = await handle.read(data, got, data.length - got, start + got);
+        if (bytesRead === 0) throw new IntegrityError(`${this.root}: object ${JSON.stringify(key)}: the file shrank while being read`);
+        got += bytesRead;
+      }
+      return { data, stat };
+    } catch (err) {
+      throw err instanceof StoreError || err instanceof IntegrityError || err instanceof RangeError ? err : this.fsError(err, key, 'reading');
+    } finally {
+      await handle.close();
+    }
+  }
+
+  /** Writes data to a new temporary file in `dir` (made if needed), flushed to disk. */
+  private async writeTemp(key: string, dir: string, data: Uint8Array): Promise<string> {
+    for (let attempt = 0; ; attempt++) {
+      await this.makeFolders(key, dir);
+      const temp = path.join(dir, TEMP + randomBytes(8).toString('hex'));
+      let handle: fsp.FileHandle;
+      try {
+        handle = await fsp.open(temp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o666);
+      } catch (err) {
+        // A delete emptied and removed the folder in between: make it again.
+        if (errorCode(err) === 'ENOENT' && attempt < 3) continue;
+        throw this.fsError(err, key, 'storing');
+      }
+      try {
+        await handle.writeFile(data);
+        await handle.sync();
+        await handle.close();
+      } catch (err) {
+        await handle.close().catch(() => {});
+        await fsp.unlink(temp).catch(() => {});
+        throw this.fsError(err, key, 'storing');
+      }
+      return temp;
+    }
+  }
+
+  private async makeFolders(key: string, dir: string): Promise<void> {
+    try {
+      await fsp.mkdir(dir, { recursive: true });
+    } catch (err) {
+      if (!['ENOTDIR', 'EEXIST'].includes(errorCode(err) ?? '')) throw this.fsError(err, key, 'storing');
+      // Some folder on the way is a file: the object of a shorter key.
+      const components = path.relative(this.root, dir).split(path.sep);
+      for (let n = 1; n <= components.length; n++) {
+        const stat = await fsp.lstat(path.join(this.root, ...components.slice(0, n))).catch(() => undefined);
+        if (stat && !stat.isDirectory()) throw this.clash(key, `object ${JSON.stringify(keyOf(components.slice(0, n)))} exists`);
+      }
+      throw this.fsError(err, key, 'storing');
+    }
+  }
+
+  private async locked(key: string, work: () => Promise<void>): Promise<void> {
+    const before = this.locks.get(key) ?? Promise.resolve();
+    const run = before.then(work);
+    const settled = run.catch(() => {});
+    this.locks.set(key, settled);
+    try {
+      await run;
+    } finally {
+      if (this.locks.get(key) === settled) this.locks.delete(key);
+    }
+  }
+
+  private notFound(key: string): NotFoundError {
+    return new NotFoundError(`${this.root}: no object ${JSON.stringify(key)}`, key);
+  }
+
+  private clash(key: string, why: string): StoreError {
+    return new StoreError(
+      `${this.root}: cannot store ${JSON.stringify(key)}: ${why}, and a local directory cannot hold a key and keys under it ("a" and "a/b")`,
+      'permanent',
+      key,
+    );
+  }
+
+  private fsError(err: unknown, key: string | undefined, doing: string): StoreError {
+    const code = errorCode(err) ?? '';
+    const what = key === undefined ? this.root : `${this.root}: ${doing} ${JSON.stringify(key)}`;
+    if (key !== undefined && (code === 'ENOENT' || code === 'ENOTDIR') && doing === 'reading') return this.notFound(key);
+    return new StoreError(`${what}: ${(err as Error).message}`, TRANSIENT.has(code) ? 'transient' : 'permanent', key);
+  }
+}
+
+async function readMeta(file: string): Promise<Meta | undefined> {
+  const text = await fsp.readFile(path.join(path.dirname(file), META + path.basename(file)), 'utf8').catch(() => undefined);
+  if (text === undefined) return undefined;
+  try {
+    const meta = JSON.parse(text) as Meta;
+    return typeof meta.sha256 === 'string' && typeof meta.etag === 'string' && Number.isSafeInteger(meta.size) ? meta : undefined;
+  } catch {
+    return undefined; // a damaged sidecar vouches for nothing
+  }
+}
+
+function describe(key: string, stat: Stats, meta: Meta | undefined, withMetadata: boolean): ObjectInfo {
+  const info: ObjectInfo = { key, size: stat.size, mtime: stat.mtime };
+  if (meta) {
+    info.etag = meta.etag;
+    info.sha256 = meta.sha256;
+    if (meta.storageClass !== undefined) info.storageClass = meta.storageClass;
+    if (withMetadata && meta.metadata !== undefined) info.metadata = meta.metadata;
+  }
+  return info;
+}
+
+function mismatch(data: Buffer, meta: Meta): string | undefined {
+  if (data.length !== meta.size) return `${data.length} bytes stored, ${meta.size} were written`;
+  const sha = sha256b64(data);
+  if (sha !== meta.sha256) return `its SHA-256 is ${sha}, ${meta.sha256} was written`;
+  return undefined;
+}
+
+async function eachLimited<T>(items: T[], jobs: number, work: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) await work(items[next++]);
+  };
+  await Promise.all(Array.from({ length: Math.min(jobs, items.length) }, worker));
+}
+
+async function syncDirectory(dir: string): Promise<void> {
+  const handle = await fsp.open(dir, 'r');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}

@@ -1,0 +1,209 @@
+// The object store contract: what every store (a local directory, S3) must guarantee, the store
+// URL grammar, and the factory that opens a store from its URL.
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Context } from './command';
+import { SluiceError, UsageError } from './errors';
+import { LINE, type Rec } from './records';
+import { LocalStore } from './store-local';
+
+/** One stored object, as a listing or a HEAD sees it. */
+export interface ObjectInfo {
+  /** Relative to the store URL's prefix. */
+  key: string;
+  /** Bytes as stored. */
+  size: number;
+  mtime: Date;
+  /**
+   * Quotes included, as S3 gives it. For an object written in one piece it is the MD5 of the
+   * content; for a multipart upload it is not: compare ETags only with ETags of the same store.
+   */
+  etag?: string;
+  /** `STANDARD`, `GLACIER`, ... when the store knows it. */
+  storageClass?: string;
+  /** base64 SHA-256 of the whole object, when the store keeps one. */
+  sha256?: string;
+  versionId?: string;
+  /** User metadata given to put(); head() and get() return it, list() may leave it out. */
+  metadata?: Record<string, string>;
+}
+
+export interface ListOptions {
+  /** Only keys after this one (in key order), as S3's StartAfter. */
+  startAfter?: string;
+  /** Objects per page, 1 to 1000 (default 1000, S3's page). */
+  pageSize?: number;
+}
+
+export interface GetOptions {
+  /** Bytes [start, end) of the object; end defaults to the object's end. */
+  range?: { start: number; end?: number };
+}
+
+export interface GetResult {
+  data: Buffer;
+  info: ObjectInfo;
+}
+
+export interface PutOptions {
+  /** base64 SHA-256 the data must have: a mismatch is an IntegrityError and nothing is stored. */
+  sha256?: string;
+  storageClass?: string;
+  metadata?: Record<string, string>;
+}
+
+export interface PutResult {
+  etag: string;
+  /** base64 SHA-256 of the bytes stored. */
+  sha256: string;
+  versionId?: string;
+}
+
+/**
+ * An object store under one URL. Keys are strings of 1 to 1024 UTF-8 bytes (S3's rule); any such
+ * key can be stored, `..`, `//`, `%` and all, and every store keeps it exactly.
+ */
+export interface ObjectStore {
+  /** The store's URL in canonical form: an absolute path, or `s3://bucket/prefix/`. */
+  readonly url: string;
+
+  /**
+   * Every object whose key starts with `prefix` (a key prefix, not a folder: `a/b` lists `a/b`,
+   * `a/bc` and `a/b/c`), in UTF-8 byte order of the full key, in pages of at most `pageSize`.
+   * Must stream: memory is bounded by a page (and, for a directory, the entries of the folders
+   * being read), never by the number of objects. Objects put or deleted while a listing runs
+   * may or may not appear in it. Temporary files of writes in progress never appear.
+   * A store that does not exist at all is a NotFoundError; an empty prefix lists nothing.
+   */
+  list(prefix: string, opts?: ListOptions): AsyncIterable<ObjectInfo[]>;
+
+  /** The object's description, with metadata; NotFoundError if there is none. */
+  head(key: string): Promise<ObjectInfo>;
+
+  /**
+   * The object's bytes (whole, or a range), checked against what the store kept: a whole
+   * object whose length or stored SHA-256 does not match is an IntegrityError (exit 5), not
+   * data. A range starting at or past the end gives an empty buffer. NotFoundError if there is
+   * no such object; StoreError kind "archived" if its storage class needs a restore first.
+   * Large objects are read in ranges (as parallel S3 downloaders do), so a Buffer is enough.
+   */
+  get(key: string, opts?: GetOptions): Promise<GetResult>;
+
+  /**
+   * Stores `data` under `key`, replacing any object there, atomically: a reader sees the old
+   * object or the new one, never a part, and a failed put leaves the old one (or none). The
+   * SHA-256 is computed, kept with the object, and returned; `opts.sha256` is checked before
+   * anything is stored. Two puts of one key at once: one of them wins, whole.
+   */
+  put(key: string, data: Uint8Array, opts?: PutOptions): Promise<PutResult>;
+
+  /** Deletes the objects; keys that do not exist are not an error (S3's DeleteObjects). */
+  delete(keys: string[]): Promise<void>;
+}
+
+/**
+ * How a failure may be retried: `not-found` and `permanent` never succeed by trying again,
+ * `transient` may (throttling, 5xx, resets, timeouts, a busy file system), and `archived`
+ * needs a restore of the object first.
+ */
+export type StoreErrorKind = 'not-found' | 'archived' | 'transient' | 'permanent';
+
+export class StoreError extends SluiceError {
+  constructor(
+    message: string,
+    readonly kind: StoreErrorKind,
+    readonly key?: string,
+  ) {
+    super(message);
+  }
+}
+
+export class NotFoundError extends StoreError {
+  constructor(message: string, key?: string) {
+    super(message, 'not-found', key);
+  }
+}
+
+export function isTransient(err: unknown): boolean {
+  return err instanceof StoreError && err.kind === 'transient';
+}
+
+export const MAX_KEY_BYTES = 1024;
+
+/** What is wrong with a key, or undefined if any store can hold it. */
+export function keyProblem(key: unknown): string | undefined {
+  if (typeof key !== 'string') return `a key must be a string, got ${JSON.stringify(key)}`;
+  if (key === '') return 'a key must not be empty';
+  // Lone surrogates have no UTF-8 form: such a key could not be stored and read back.
+  if (/[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/.test(key)) return `key ${JSON.stringify(key)} is not valid Unicode`;
+  const bytes = Buffer.byteLength(key);
+  if (bytes > MAX_KEY_BYTES) return `key ${JSON.stringify(key.slice(0, 40) + '...')} is ${bytes} bytes long, the limit is ${MAX_KEY_BYTES}`;
+  return undefined;
+}
+
+/**
+ * Orders keys as S3 lists them: by the UTF-8 bytes, which is code point order. JavaScript's `<`
+ * compares UTF-16 units and puts U+10000 and above (surrogate pairs) before U+E000-U+FFFF.
+ */
+export function compareKeys(a: string, b: string): number {
+  const n = Math.min(a.length, b.length);
+  for (let i = 0; i < n; i++) {
+    let x = a.charCodeAt(i);
+    let y = b.charCodeAt(i);
+    if (x === y) continue;
+    if (x >= 0xd800 && y >= 0xd800) {
+      x = x >= 0xe000 ? x - 0x800 : x + 0x2000;
+      y = y >= 0xe000 ? y - 0x800 : y + 0x2000;
+    }
+    return x < y ? -1 : 1;
+  }
+  return a.length - b.length;
+}
+
+export type StoreLocation = { kind: 'local'; root: string } | { kind: 's3'; bucket: string; prefix: string };
+
+/**
+ * Store URLs: `s3://bucket` or `s3://bucket/prefix` (the prefix is a folder: keys go under
+ * `prefix/`), `file:///absolute/dir`, or a plain path (`/backups/disk`, `./out`, `out`),
+ * resolved against the working directory. Throws a UsageError for anything else.
+ */
+export function parseStoreUrl(url: string): StoreLocation {
+  if (url === '' || url === '-') throw new UsageError(`${JSON.stringify(url)} is not a store URL: give a directory or s3://bucket/prefix`);
+  const s3 = /^s3:\/\/([^/]*)\/?(.*)$/i.exec(url);
+  if (s3) {
+    const [, bucket, rest] = s3;
+    if (!/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(bucket)) throw new UsageError(`${url}: ${JSON.stringify(bucket)} is not an S3 bucket name`);
+    return { kind: 's3', bucket, prefix: rest === '' || rest.endsWith('/') ? rest : rest + '/' };
+  }
+  if (/^file:/i.test(url)) {
+    let root: string;
+    try {
+      root = fileURLToPath(url);
+    } catch (err) {
+      throw new UsageError(`${url}: not a local file URL (${(err as Error).message}); write file:///absolute/path`);
+    }
+    return { kind: 'local', root: path.resolve(root) };
+  }
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(url)) throw new UsageError(`${url}: unsupported store URL (use a directory, file:///dir or s3://bucket/prefix)`);
+  return { kind: 'local', root: path.resolve(url) };
+}
+
+/** Opens the store a URL names. Opening does no I/O: a missing store shows on first use. */
+export function openStore(url: string): ObjectStore {
+  const where = parseStoreUrl(url);
+  if (where.kind === 'local') return new LocalStore(where.root);
+  throw new SluiceError(`s3://${where.bucket}/${where.prefix}: S3 stores are not supported yet; use a local directory`);
+}
+
+/**
+ * A store error about one input record, located as `command: source:line: ...`, keeping its
+ * exit status (1, or 5 for integrity).
+ */
+export function storeErrorAt(ctx: Context, rec: Rec, err: unknown): Error {
+  if (!(err instanceof Error)) return new SluiceError(`${ctx.command}: ${String(err)}`);
+  const where = `${ctx.command}: ${ctx.input ?? 'stdin'}:${rec[LINE] ?? '?'}: `;
+  const message = where + err.message.replace(new RegExp(`^${ctx.command}: `), '');
+  const located = err instanceof SluiceError ? new SluiceError(message, err.exitCode) : new SluiceError(message);
+  located.name = err.name;
+  return located;
+}

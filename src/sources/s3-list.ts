@@ -1,0 +1,57 @@
+import { command, EXIT_STATUS_TEXT, stringFlag } from '../core/command';
+import { UsageError } from '../core/errors';
+import type { ObjectRec } from '../core/records';
+import { source } from '../core/stage';
+import { keyProblem, openStore, type ObjectInfo } from '../core/store';
+
+const USAGE = `Usage: s3-list [options] URL
+
+Lists the objects under a store URL, one "object" record each, in key order (UTF-8 byte
+order, as S3 lists): key (relative to URL), size, mtime (ISO 8601), etag, storageClass and
+sha256 when the store knows them, and store (the URL, so s3-get needs no argument). Records
+are written page by page as the store returns them; the listing ends with the "end" trailer,
+which is what marks it complete: a listing without it must never decide a delete.
+
+URL is a directory (/backups/disk, ./out, file:///backups/disk) or s3://bucket/prefix.
+
+Options:
+  --prefix P          only keys that begin with P (a key prefix, not a folder: "zstd/00" too)
+  --start-after KEY   only keys after KEY in key order (to continue an interrupted listing)
+  -h, --help          show this text
+
+Examples:
+  s3-list /backups/vol-1 > vol-1.manifest
+  s3-list --prefix zstd/ /backups/vol-1 | s3-get | zstd-unchunk | file-write restored.img
+  s3-list /backups/a | s3-get | s3-put /backups/b > copy.journal
+
+${EXIT_STATUS_TEXT}
+`;
+
+export const main = command({
+  name: 's3-list',
+  usage: USAGE,
+  flags: { string: ['prefix', 'start-after'] },
+  positionals: { min: 1, max: 1 },
+  async run(args, ctx) {
+    const store = openStore(args._[0]);
+    const prefix = stringFlag(args, 'prefix') ?? '';
+    const startAfter = stringFlag(args, 'start-after');
+    if (startAfter !== undefined && keyProblem(startAfter)) throw new UsageError(`--start-after: ${keyProblem(startAfter)}`);
+    await source(ctx, {}, async function* (out) {
+      for await (const page of store.list(prefix, { startAfter })) {
+        for (const info of page) out.push(objectRecord(info, store.url));
+        yield out.take();
+      }
+    });
+  },
+});
+
+function objectRecord(info: ObjectInfo, store: string): ObjectRec {
+  const rec: ObjectRec = { type: 'object', key: info.key, size: info.size, mtime: info.mtime.toISOString() };
+  if (info.etag !== undefined) rec.etag = info.etag;
+  if (info.storageClass !== undefined) rec.storageClass = info.storageClass;
+  if (info.sha256 !== undefined) rec.sha256 = info.sha256;
+  if (info.versionId !== undefined) rec.versionId = info.versionId;
+  rec.store = store;
+  return rec;
+}

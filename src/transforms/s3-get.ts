@@ -1,0 +1,135 @@
+import { command, EXIT_STATUS_TEXT, intFlag, type Context } from '../core/command';
+import { DEFAULT_MAX_PAYLOAD } from '../core/decode';
+import { sha256b64 } from '../core/digest';
+import { IntegrityError, SluiceError, UsageError } from '../core/errors';
+import { OrderedOutput } from '../core/ordered';
+import { LINE, PAYLOAD, type Rec } from '../core/records';
+import { badRecord, transform } from '../core/stage';
+import { keyProblem, openStore, storeErrorAt, type ObjectStore } from '../core/store';
+
+const USAGE = `Usage: s3-get [options] [URL]
+
+Attaches to every "object" record the object's data, read from URL, or, without URL, from the
+store the record names in its "store" field (as s3-list writes it). Other records pass
+through untouched. Objects are read in parallel and written out in input order.
+
+Every object is checked before it goes on: its length against the record's "size", and its
+SHA-256 against the checksum the store kept and the record's "sha256", when they are known.
+The record gains "size", "etag" and "sha256" when it lacked them, and "store" names where the
+data was read.
+
+Options:
+  -j, --jobs N   objects read at once, 1 to 64 (default 8); memory holds up to N objects
+  -h, --help     show this text
+
+Examples:
+  s3-list /backups/vol-1 | s3-get | zstd-unchunk | file-write restored.img
+  s3-list /backups/a | s3-get -j 16 | s3-put /backups/b > copy.journal
+  jq -c 'select(.key | startswith("zstd/"))' vol-1.manifest | s3-get /backups/vol-1 | count
+
+An object that is not there ends the run with status 1, a mismatch with status 5, each
+naming the input line and the key.
+
+${EXIT_STATUS_TEXT}
+`;
+
+export const main = command({
+  name: 's3-get',
+  usage: USAGE,
+  flags: { string: ['jobs'], alias: { j: 'jobs' } },
+  positionals: { max: 1 },
+  async run(args, ctx) {
+    const jobs = intFlag(args, 'jobs', 8, 1, 64);
+    const fetcher = new Fetcher(ctx, args._[0] === undefined ? undefined : openStore(args._[0]));
+    await transform(ctx, { frames: true }, async function* (batches, out) {
+      const output = new OrderedOutput(jobs);
+      for await (const batch of batches) {
+        for (const rec of batch) {
+          if (rec.type !== 'object') {
+            output.records(rec);
+            continue;
+          }
+          while (output.full) {
+            await output.flush(out);
+            yield out.take();
+          }
+          output.job(fetcher.fetch(rec).then((got) => [got]));
+        }
+        await output.flush(out);
+        yield out.take();
+      }
+      await output.flush(out, true);
+      yield out.take();
+    });
+  },
+});
+
+class Fetcher {
+  private readonly stores = new Map<string, ObjectStore>();
+
+  constructor(
+    private readonly ctx: Context,
+    private readonly given: ObjectStore | undefined,
+  ) {}
+
+  async fetch(rec: Rec): Promise<Rec> {
+    const ctx = this.ctx;
+    const problem = keyProblem(rec.key);
+    if (problem) throw badRecord(ctx, rec, problem);
+    const key = rec.key as string;
+    const size = rec.size;
+    if (size !== undefined && !(Number.isSafeInteger(size) && (size as number) >= 0)) throw badRecord(ctx, rec, `object ${JSON.stringify(key)}: "size" must be a non-negative integer, got ${JSON.stringify(size)}`);
+    if (rec.sha256 !== undefined && typeof rec.sha256 !== 'string') throw badRecord(ctx, rec, `object ${JSON.stringify(key)}: "sha256" must be a base64 string`);
+    if (typeof size === 'number' && size > DEFAULT_MAX_PAYLOAD) throw this.tooLarge(rec, key, size);
+    const store = this.storeFor(rec, key);
+    let got;
+    try {
+      got = await store.get(key);
+    } catch (err) {
+      throw storeErrorAt(ctx, rec, err);
+    }
+    const { data, info } = got;
+    if (data.length > DEFAULT_MAX_PAYLOAD) throw this.tooLarge(rec, key, data.length);
+    if (typeof size === 'number' && data.length !== size) throw this.integrity(rec, key, `${data.length} bytes read, the record says ${size}`);
+    // The store has checked the data against its own checksum already.
+    if (typeof rec.sha256 === 'string' && rec.sha256 !== info.sha256) {
+      const actual = sha256b64(data);
+      if (actual !== rec.sha256) throw this.integrity(rec, key, `the data's SHA-256 is ${actual}, the record says ${rec.sha256}`);
+    }
+    rec[PAYLOAD] = data;
+    rec.size = data.length;
+    if (rec.etag === undefined && info.etag !== undefined) rec.etag = info.etag;
+    if (rec.sha256 === undefined && info.sha256 !== undefined) rec.sha256 = info.sha256;
+    rec.store = store.url;
+    return rec;
+  }
+
+  private storeFor(rec: Rec, key: string): ObjectStore {
+    if (this.given) return this.given;
+    const url = rec.store;
+    if (typeof url !== 'string' || url === '') {
+      throw badRecord(this.ctx, rec, `object ${JSON.stringify(key)} has no "store" field, and no URL was given to read it from`);
+    }
+    let store = this.stores.get(url);
+    if (!store) {
+      try {
+        store = openStore(url);
+      } catch (err) {
+        if (err instanceof UsageError) throw badRecord(this.ctx, rec, `"store": ${err.message}`);
+        throw storeErrorAt(this.ctx, rec, err);
+      }
+      this.stores.set(url, store);
+    }
+    return store;
+  }
+
+  private integrity(rec: Rec, key: string, what: string): IntegrityError {
+    return new IntegrityError(`${this.ctx.command}: ${this.ctx.input ?? 'stdin'}:${rec[LINE] ?? '?'}: object ${JSON.stringify(key)}: ${what}`);
+  }
+
+  private tooLarge(rec: Rec, key: string, size: number): SluiceError {
+    return new SluiceError(
+      `${this.ctx.command}: ${this.ctx.input ?? 'stdin'}:${rec[LINE] ?? '?'}: object ${JSON.stringify(key)} is ${size} bytes; a frame carries at most ${DEFAULT_MAX_PAYLOAD}`,
+    );
+  }
+}
