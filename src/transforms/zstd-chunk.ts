@@ -1,0 +1,304 @@
+import { command, EXIT_STATUS_TEXT, intFlag, stringFlag, type Context } from '../core/command';
+import { IntegrityError, InvalidInputError, UsageError } from '../core/errors';
+import {
+  CHUNK_BLOCKS,
+  defaultChunkKey,
+  fspChunkName,
+  fspPrefix,
+  layoutName,
+  startsChunk,
+  VOLUME_KEY,
+  volumeDocument,
+  type LayoutName,
+} from '../core/layout';
+import type { Encoder } from '../core/encode';
+import { OrderedOutput } from '../core/ordered';
+import { BLOCK_SIZE, isBlock, isVolume, LINE, PAYLOAD, ZERO_BLOCK_SHA256, type BlockRec, type ObjectRec, type Rec, type VolumeRec } from '../core/records';
+import { badRecord, transform } from '../core/stage';
+import { VolumeHeader } from '../core/volume-header';
+import { chunkBuffer, DEFAULT_LEVEL, defaultJobs, MAX_LEVEL, ZstdPool, type CompressResult } from '../core/zstd';
+import { sha256b64 } from '../core/digest';
+
+const USAGE = `Usage: zstd-chunk [options] [FILE|-]
+
+Compresses a block stream into "object" frames, each one zstd frame of up to 64 consecutive
+blocks (32 MiB raw), named by a store layout, ready for s3-put. A chunk starts at every gap in
+the block indices and at every index divisible by 64, so the same blocks always make the same
+chunks (a run resumed with skip --done makes the rest of them).
+
+Each object record gives: key, size (compressed bytes), codec "zstd", firstBlock, blockCount,
+rawSize, rawSha256 (base64 SHA-256 of the raw chunk), sha256 (of the compressed bytes). Frames
+carry the content size and no zstd checksum; the SHA-256s are the checks. The SHA-256 of every
+block that has one is verified before it is compressed. Records other than blocks pass
+through, the volume header included.
+
+Chunks are compressed on worker threads, several at once, and written in order; memory is
+about two 32 MiB buffers per job.
+
+Layouts (docs/LAYOUTS.md):
+  default  zstd/{firstBlock, 10 digits}-{blockCount}-{rawSha256, base64url}.zst for each chunk
+           (zero blocks are kept inside chunks: a delta's zero blocks must survive), then
+           volume.json, the volume's header and totals, last: it marks the upload complete
+           (its record has "commit": true; s3-put writes it only after everything else).
+  fsp      the Flexible Snapshot Proxy movetos3 layout:
+           {snapshotId}.{GiB}/{firstBlock}.{rawSha256, base64url, padded}.{blockCount}.zstd
+           zero blocks are left out (as gaps) unless --full-copy; no index object. The
+           snapshot id comes from the header's "snapshotId" or --snapshot-id; GiB is the size
+           rounded up, so the header must give the size (not a stream read from stdin).
+
+Options:
+  --layout NAME       default or fsp (default: default)
+  --level N           zstd level, 1 to ${MAX_LEVEL} (default: ${DEFAULT_LEVEL})
+  -j, --jobs N        chunks compressed at once, 1 to 64 (default: the number of CPUs)
+  --snapshot-id ID    fsp: the snapshot id for the keys (default: the header's snapshotId)
+  --full-copy         fsp: keep zero blocks (FSP's FULL_COPY)
+  -h, --help          show this text
+
+Examples:
+  file-blocks disk.img | zstd-chunk | s3-put /backups/disk
+  file-blocks disk.img | zstd-chunk --layout fsp --snapshot-id snap-0123456789abcdef0 | s3-put s3://bkt
+  file-blocks disk.img | zstd-chunk | strip | jq -c '{key, size, rawSize}'
+
+${EXIT_STATUS_TEXT}
+`;
+
+interface Options {
+  layout: LayoutName;
+  level: number;
+  jobs: number;
+  snapshotId?: string;
+  fullCopy: boolean;
+  verify: boolean;
+}
+
+export const main = command({
+  name: 'zstd-chunk',
+  usage: USAGE,
+  flags: { string: ['layout', 'level', 'jobs', 'snapshot-id'], boolean: ['full-copy', 'verify'], alias: { j: 'jobs' }, default: { verify: true } },
+  positionals: { max: 1 },
+  async run(args, ctx) {
+    let layout: LayoutName;
+    try {
+      layout = layoutName(stringFlag(args, 'layout'));
+    } catch (err) {
+      throw new UsageError((err as Error).message);
+    }
+    const opts: Options = {
+      layout,
+      level: intFlag(args, 'level', DEFAULT_LEVEL, 1, MAX_LEVEL),
+      jobs: intFlag(args, 'jobs', Math.min(64, defaultJobs()), 1, 64),
+      snapshotId: stringFlag(args, 'snapshot-id'),
+      fullCopy: Boolean(args['full-copy']),
+      verify: args.verify !== false,
+    };
+    if (layout !== 'fsp' && (opts.fullCopy || opts.snapshotId !== undefined)) {
+      throw new UsageError(`${opts.fullCopy ? '--full-copy' : '--snapshot-id'} goes with --layout fsp`);
+    }
+    const chunker = new Chunker(ctx, opts);
+    try {
+      await transform(ctx, { input: args._[0], frames: true }, (batches, out) => chunker.run(batches, out));
+    } finally {
+      await chunker.pool.close();
+    }
+  },
+});
+
+/** The blocks of the chunk being gathered. */
+interface Gathering {
+  first: number;
+  raw: Buffer;
+  zero: boolean[];
+  /** The SHA-256 each block's record gives, or null. */
+  claims: (string | null)[];
+  lines: number[];
+  zeros: number;
+}
+
+class Chunker {
+  readonly pool: ZstdPool;
+  private readonly output: OrderedOutput;
+  private readonly header = new VolumeHeader();
+  private readonly free: Buffer[] = [];
+  private buffers = 0;
+  private current: Gathering | undefined;
+  private last: number | undefined; // last listed block taken into a chunk
+  private lastIndex = -1;
+  private readonly zeroChunks = new Map<number, Promise<CompressResult>>();
+  private readonly totals = { chunks: 0, dataBlocks: 0, zeroBlocks: 0 };
+  private fspFolder: string | undefined;
+
+  constructor(
+    private readonly ctx: Context,
+    private readonly opts: Options,
+  ) {
+    this.pool = new ZstdPool(opts.jobs);
+    this.output = new OrderedOutput(opts.jobs + 1);
+  }
+
+  async *run(batches: AsyncIterable<Rec[]>, out: Encoder): AsyncGenerator<Buffer[]> {
+    for await (const batch of batches) {
+      for (const rec of batch) {
+        if (isBlock(rec)) {
+          await this.block(rec, out);
+        } else {
+          if (isVolume(rec)) this.volume(rec);
+          this.output.records(rec);
+        }
+      }
+      await this.output.flush(out);
+      yield out.take();
+    }
+    this.close();
+    await this.output.flush(out, true);
+    if (this.opts.layout === 'default') out.push(this.volumeObject());
+    yield out.take();
+  }
+
+  private volume(rec: Rec): void {
+    if (rec.blockSize !== BLOCK_SIZE) throw badRecord(this.ctx, rec, `blockSize ${JSON.stringify(rec.blockSize)} is not ${BLOCK_SIZE}`);
+    if (this.header.take(rec as VolumeRec) && this.header.volumes > 1) {
+      throw badRecord(this.ctx, rec, 'a second volume in one stream: zstd-chunk takes one volume at a time');
+    }
+  }
+
+  private async block(rec: BlockRec, out: Encoder): Promise<void> {
+    if (!this.header.current) throw badRecord(this.ctx, rec, 'a block record before the "volume" header');
+    const index = rec.index;
+    if (!Number.isSafeInteger(index) || index < 0) throw badRecord(this.ctx, rec, `"index" must be a non-negative integer, got ${JSON.stringify(index)}`);
+    if (index <= this.lastIndex) throw badRecord(this.ctx, rec, `block ${index} follows block ${this.lastIndex}: blocks must come in ascending order, each once`);
+    const total = this.header.totalBlocks;
+    if (total !== undefined && index >= total) throw badRecord(this.ctx, rec, `block ${index} lies past the volume's ${total} blocks`);
+    this.lastIndex = index;
+    const data = rec[PAYLOAD];
+    let zero = false;
+    if (!data) {
+      if (rec.zero !== true) throw badRecord(this.ctx, rec, `block ${index} has no data and is not marked "zero": true`);
+      if (rec.sha256 !== undefined && rec.sha256 !== ZERO_BLOCK_SHA256) {
+        throw new IntegrityError(`${this.where(rec)}: block ${index} is marked zero, but its sha256 ${JSON.stringify(rec.sha256)} is not that of a zero block`);
+      }
+      zero = true;
+    } else if (data.length !== BLOCK_SIZE) {
+      throw new IntegrityError(`${this.where(rec)}: block ${index} has ${data.length} bytes of data, expected ${BLOCK_SIZE}`);
+    }
+    const sha = typeof rec.sha256 === 'string' ? rec.sha256 : null;
+    // FSP leaves zero blocks out as gaps, recognising them by their checksum as it does.
+    if (this.opts.layout === 'fsp' && !this.opts.fullCopy && (zero || sha === ZERO_BLOCK_SHA256)) return;
+
+    if (this.current && startsChunk(index, this.last)) this.close();
+    this.last = index;
+    if (!this.current) {
+      while (this.output.full) await this.output.flush(out);
+      this.current = { first: index, raw: await this.buffer(out), zero: [], claims: [], lines: [], zeros: 0 };
+    }
+    const c = this.current;
+    const at = (index - c.first) * BLOCK_SIZE;
+    if (data) data.copy(c.raw, at);
+    else c.raw.fill(0, at, at + BLOCK_SIZE);
+    c.zero.push(!data);
+    c.claims.push(sha);
+    c.lines.push(rec[LINE] ?? 0);
+    if (zero) c.zeros++;
+  }
+
+  /** A chunk buffer from the free list, waiting for one to come back when all are in use. */
+  private async buffer(out: Encoder): Promise<Buffer> {
+    for (;;) {
+      const buf = this.free.pop();
+      if (buf) return buf;
+      if (this.buffers < this.opts.jobs + 1) {
+        this.buffers++;
+        return chunkBuffer(CHUNK_BLOCKS * BLOCK_SIZE);
+      }
+      // Every buffer is in a job: the oldest job gives its buffer back when it is done.
+      if (!(await this.output.one(out))) throw new Error('no chunk buffer is free and no job is running');
+    }
+  }
+
+  private close(): void {
+    const c = this.current;
+    if (!c) return;
+    this.current = undefined;
+    const count = c.zero.length;
+    this.totals.chunks++;
+    this.totals.dataBlocks += count;
+    this.totals.zeroBlocks += c.zeros;
+    let result: Promise<CompressResult>;
+    if (c.zeros === count) {
+      // All zeros: the frame depends only on the length, so it is made once per length.
+      this.free.push(c.raw);
+      result = this.zeroChunk(count);
+    } else {
+      const request = { raw: c.raw, length: count * BLOCK_SIZE, level: this.opts.level, zero: c.zero, claims: c.claims, verify: this.opts.verify, rawSha256: this.opts.layout === 'fsp' };
+      result = this.pool.compress(request).then((r) => {
+        this.free.push(r.raw);
+        return r;
+      });
+    }
+    this.output.job(result.then((r) => [this.chunkRecord(c, count, r)]));
+  }
+
+  private zeroChunk(count: number): Promise<CompressResult> {
+    let cached = this.zeroChunks.get(count);
+    if (!cached) {
+      const raw = chunkBuffer(count * BLOCK_SIZE);
+      const zero = new Array<boolean>(count).fill(true);
+      const claims = new Array<null>(count).fill(null);
+      cached = this.pool.compress({ raw, length: raw.length, level: this.opts.level, zero, claims, verify: false, rawSha256: this.opts.layout === 'fsp' });
+      this.zeroChunks.set(count, cached);
+    }
+    return cached;
+  }
+
+  private chunkRecord(c: Gathering, count: number, r: CompressResult): ObjectRec {
+    if (r.badBlock >= 0) {
+      const index = c.first + r.badBlock;
+      throw new IntegrityError(
+        `zstd-chunk: ${this.ctx.input ?? 'stdin'}:${c.lines[r.badBlock]}: block ${index}: SHA-256 of the data is ${r.badBlockSha256}, the record says ${c.claims[r.badBlock]}`,
+      );
+    }
+    const fsp = this.opts.layout === 'fsp';
+    const chunk = { firstBlock: c.first, blockCount: count, checksum: fsp ? r.rawSha256! : r.blocksSha256 };
+    const rec: ObjectRec = {
+      type: 'object',
+      key: fsp ? `${this.fspFolderName(c)}/${fspChunkName(chunk)}` : defaultChunkKey(chunk),
+      size: r.frame.length,
+      codec: 'zstd',
+      firstBlock: c.first,
+      blockCount: count,
+      rawSize: count * BLOCK_SIZE,
+    };
+    if (fsp) rec.rawSha256 = r.rawSha256;
+    rec.blocksSha256 = r.blocksSha256;
+    rec.sha256 = r.sha256;
+    rec[PAYLOAD] = r.frame;
+    return rec;
+  }
+
+  private fspFolderName(c: Gathering): string {
+    if (this.fspFolder) return this.fspFolder;
+    const h = this.header.current!;
+    const id = this.opts.snapshotId ?? (typeof h.snapshotId === 'string' ? h.snapshotId : undefined);
+    if (!id) throw new InvalidInputError(`zstd-chunk: ${this.ctx.input ?? 'stdin'}: the fsp layout needs a snapshot id: the volume header has no "snapshotId"; give --snapshot-id`);
+    if (/[/.]/.test(id) || id === '') throw new UsageError(`snapshot id ${JSON.stringify(id)} cannot name an FSP folder (no "/" or "." allowed)`);
+    if (typeof h.size !== 'number') {
+      throw new InvalidInputError(
+        `zstd-chunk: ${this.ctx.input ?? 'stdin'}:${c.lines[0]}: the fsp layout names keys by the volume's size in GiB, and the header does not give the size (a stream read from stdin): write it to a file first`,
+      );
+    }
+    this.fspFolder = fspPrefix(id, h.size);
+    return this.fspFolder;
+  }
+
+  private volumeObject(): ObjectRec {
+    const h = this.header.current;
+    if (!h) throw new InvalidInputError(`zstd-chunk: ${this.ctx.input ?? 'stdin'}: no "volume" record: the input is not a block stream`);
+    if (typeof h.size !== 'number') throw new InvalidInputError(`zstd-chunk: ${this.ctx.input ?? 'stdin'}: the stream never gave the volume's size`);
+    const header = { ...h, blocks: Math.ceil(h.size / BLOCK_SIZE) };
+    const body = Buffer.from(JSON.stringify(volumeDocument(header, this.totals), null, 2) + '\n');
+    return { type: 'object', key: VOLUME_KEY, size: body.length, sha256: sha256b64(body), commit: true, [PAYLOAD]: body };
+  }
+
+  private where(rec: Rec): string {
+    return `zstd-chunk: ${this.ctx.input ?? 'stdin'}:${rec[LINE] ?? '?'}`;
+  }
+}
