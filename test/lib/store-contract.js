@@ -1,0 +1,235 @@
+'use strict';
+// The object store contract (src/core/store.ts), as one suite run against every implementation.
+// makeStore() gives a fresh, empty, existing store: { store, outside?() }, where outside() lists
+// any file the store made outside its own root (for stores that live in a file system).
+const { describe, it } = require('node:test');
+const assert = require('node:assert');
+const crypto = require('node:crypto');
+const { StoreError, NotFoundError } = require('../../dist/core/store.js');
+const { IntegrityError } = require('../../dist/core/errors.js');
+
+const byteOrder = (a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b));
+const sha256 = (data) => crypto.createHash('sha256').update(data).digest('base64');
+const md5 = (data) => `"${crypto.createHash('md5').update(data).digest('hex')}"`;
+
+/** Keys any S3 store holds; none may lead outside a directory store's root. */
+const EDGE_KEYS = [
+  'plain',
+  'with space',
+  'plus+sign',
+  'per%cent',
+  '%41',
+  '%2E',
+  '%',
+  '%+',
+  'back\\slash',
+  'ünïcödé/файл/文件',
+  '\u{1F600}emoji',
+  '\uE000private',
+  'a-c',
+  'a/b',
+  'a0',
+  '../escape',
+  '../../../../tmp/sluice-escaped',
+  './dot',
+  'x/./y',
+  'x/../y',
+  'p/..',
+  'p/.',
+  'p/...',
+  '//double//slash',
+  '/leading',
+  'trailing/',
+  '%.tmp.1234',
+  '%.meta.plain',
+  '.hidden',
+  'L'.repeat(300),
+  'M'.repeat(1024),
+  '%'.repeat(1024),
+  'é'.repeat(512),
+  // Long segments cut at different places, with a short sibling between them in key order.
+  'x'.repeat(237) + '%zz',
+  'x'.repeat(237) + 'a',
+  'x'.repeat(237) + 'éé',
+];
+
+async function listAll(store, prefix = '', opts = {}) {
+  const pages = [];
+  for await (const page of store.list(prefix, opts)) pages.push(page);
+  return pages;
+}
+
+async function keys(store, prefix = '', opts = {}) {
+  return (await listAll(store, prefix, opts)).flat().map((i) => i.key);
+}
+
+async function rejectsWith(promise, Class, pattern) {
+  await assert.rejects(promise, (err) => {
+    assert.ok(err instanceof Class, `expected ${Class.name}, got ${err && err.constructor.name}: ${err && err.message}`);
+    if (pattern) assert.match(err.message, pattern);
+    return true;
+  });
+}
+
+function storeContract(name, makeStore) {
+  describe(`object store contract: ${name}`, () => {
+    it('put, head, get and list agree on size, etag and sha256', async () => {
+      const { store } = await makeStore();
+      const data = crypto.randomBytes(100000);
+      const put = await store.put('dir/obj', data, { metadata: { owner: 'me' } });
+      assert.strictEqual(put.sha256, sha256(data));
+      assert.strictEqual(put.etag, md5(data));
+      const head = await store.head('dir/obj');
+      assert.strictEqual(head.key, 'dir/obj');
+      assert.strictEqual(head.size, data.length);
+      assert.strictEqual(head.etag, put.etag);
+      assert.ok(head.mtime instanceof Date && !Number.isNaN(head.mtime.getTime()));
+      assert.deepStrictEqual(head.metadata, { owner: 'me' });
+      const got = await store.get('dir/obj');
+      assert.ok(got.data.equals(data));
+      assert.strictEqual(got.info.size, data.length);
+      const [listed] = (await listAll(store)).flat();
+      assert.strictEqual(listed.key, 'dir/obj');
+      assert.strictEqual(listed.size, data.length);
+      assert.strictEqual(listed.etag, put.etag);
+    });
+
+    it('a put replaces the object whole', async () => {
+      const { store } = await makeStore();
+      await store.put('k', Buffer.from('first version, longer'));
+      await store.put('k', Buffer.from('second'));
+      assert.strictEqual((await store.get('k')).data.toString(), 'second');
+      assert.strictEqual((await store.head('k')).size, 6);
+      assert.deepStrictEqual(await keys(store), ['k']);
+    });
+
+    it('a missing object is a NotFoundError naming the key', async () => {
+      const { store } = await makeStore();
+      await store.put('there', Buffer.from('x'));
+      for (const op of [() => store.get('not/there'), () => store.head('not/there'), () => store.get('there/below')]) {
+        await rejectsWith(op(), NotFoundError, /not\/there|there\/below/);
+      }
+      await assert.rejects(store.get('nope'), (err) => err.kind === 'not-found');
+    });
+
+    it('ranged gets return the bytes asked for, clipped to the object', async () => {
+      const { store } = await makeStore();
+      const data = Buffer.from('0123456789');
+      await store.put('r', data);
+      const range = async (start, end) => (await store.get('r', { range: { start, end } })).data.toString();
+      assert.strictEqual(await range(0, 4), '0123');
+      assert.strictEqual(await range(3, 5), '34');
+      assert.strictEqual(await range(7), '789');
+      assert.strictEqual(await range(8, 100), '89');
+      assert.strictEqual(await range(10), '');
+      assert.strictEqual(await range(25, 30), '');
+    });
+
+    it('empty objects are stored, listed and read', async () => {
+      const { store } = await makeStore();
+      const put = await store.put('empty', Buffer.alloc(0));
+      assert.strictEqual(put.sha256, sha256(Buffer.alloc(0)));
+      assert.strictEqual((await store.get('empty')).data.length, 0);
+      const [info] = (await listAll(store)).flat();
+      assert.strictEqual(info.size, 0);
+    });
+
+    it('keys with spaces, unicode, +, %, .., ., // and up to 1024 bytes round-trip, and stay inside the store', async () => {
+      const { store, outside } = await makeStore();
+      for (const [i, key] of EDGE_KEYS.entries()) await store.put(key, Buffer.from(`object ${i}`));
+      for (const [i, key] of EDGE_KEYS.entries()) {
+        assert.strictEqual((await store.get(key)).data.toString(), `object ${i}`, JSON.stringify(key));
+      }
+      assert.deepStrictEqual(await keys(store), [...EDGE_KEYS].sort(byteOrder));
+      if (outside) assert.deepStrictEqual(outside(), [], 'files made outside the store');
+    });
+
+    it('invalid keys are refused with an error naming the problem, and store nothing', async () => {
+      const { store, outside } = await makeStore();
+      const bad = ['', 'K'.repeat(1025), 'é'.repeat(513), 'lone\uD800surrogate'];
+      for (const key of bad) {
+        await rejectsWith(store.put(key, Buffer.from('x')), StoreError, /empty|bytes long|not valid Unicode/);
+      }
+      assert.deepStrictEqual(await keys(store), []);
+      if (outside) assert.deepStrictEqual(outside(), []);
+    });
+
+    it('lists in UTF-8 byte order across pages', async () => {
+      const { store } = await makeStore();
+      const names = ['b', 'a-c', 'a/b', 'a/c/d', 'a0', 'A', '~', 'é', '\u{1F600}', '\uFFFD', 'a/b0', 'a/b-', 'z/y/x/w'];
+      for (let i = 0; i < 12; i++) names.push(`n/${String(i).padStart(2, '0')}`);
+      for (const key of [...names].reverse()) await store.put(key, Buffer.from(key));
+      const pages = await listAll(store, '', { pageSize: 4 });
+      assert.ok(pages.length >= Math.ceil(names.length / 4), `${pages.length} pages`);
+      for (const page of pages) assert.ok(page.length >= 1 && page.length <= 4, `page of ${page.length}`);
+      assert.deepStrictEqual(pages.flat().map((i) => i.key), [...names].sort(byteOrder));
+    });
+
+    it('lists under a prefix and after a key, as S3 does', async () => {
+      const { store } = await makeStore();
+      for (const key of ['a-', 'ab/c', 'a/b', 'a/c', 'a/c0/d', 'a/cd', 'b/a', 'b/b']) await store.put(key, Buffer.from(key));
+      const all = await keys(store);
+      assert.strictEqual(all.length, 8);
+      const expect = (prefix, startAfter) => all.filter((k) => k.startsWith(prefix) && (startAfter === undefined || byteOrder(k, startAfter) > 0));
+      for (const [prefix, startAfter] of [['a/', undefined], ['a', undefined], ['a/c', undefined], ['b', 'b/a'], ['', 'a/b'], ['', 'a/bz'], ['', 'zzz'], ['a/', 'a'], ['nothing/', undefined]]) {
+        assert.deepStrictEqual(await keys(store, prefix, { startAfter, pageSize: 2 }), expect(prefix, startAfter), `prefix ${prefix} after ${startAfter}`);
+      }
+    });
+
+    it('deletes, and ignores keys that are not there', async () => {
+      const { store } = await makeStore();
+      for (const key of ['d/1', 'd/2', 'd/sub/3', 'e']) await store.put(key, Buffer.from(key));
+      await store.delete(['d/1', 'd/sub/3', 'never/was', 'd']);
+      assert.deepStrictEqual(await keys(store), ['d/2', 'e']);
+      await rejectsWith(store.get('d/1'), NotFoundError);
+      await store.delete(['d/2', 'e']);
+      assert.deepStrictEqual(await keys(store), []);
+      await store.put('d/sub/3', Buffer.from('again'));
+      assert.deepStrictEqual(await keys(store), ['d/sub/3']);
+    });
+
+    it('a put whose data does not match the given sha256 stores nothing and keeps the old object', async () => {
+      const { store } = await makeStore();
+      await store.put('old', Buffer.from('old data'));
+      const wrong = sha256(Buffer.from('something else'));
+      await rejectsWith(store.put('old', Buffer.from('new data'), { sha256: wrong }), IntegrityError, /old/);
+      await rejectsWith(store.put('new', Buffer.from('new data'), { sha256: wrong }), IntegrityError, /new/);
+      assert.strictEqual((await store.get('old')).data.toString(), 'old data');
+      assert.deepStrictEqual(await keys(store), ['old']);
+      const ok = await store.put('new', Buffer.from('new data'), { sha256: sha256(Buffer.from('new data')) });
+      assert.strictEqual(ok.sha256, sha256(Buffer.from('new data')));
+    });
+
+    it('a listing during puts shows only whole objects, never a write in progress', async () => {
+      const { store } = await makeStore();
+      const size = 1 << 20;
+      const data = (i) => Buffer.alloc(size, i);
+      const writes = [];
+      for (let i = 0; i < 24; i++) writes.push(store.put(`w/${String(i).padStart(2, '0')}`, data(i)));
+      const seen = new Set();
+      let done = false;
+      Promise.all(writes).then(() => (done = true), () => (done = true));
+      while (!done) {
+        for (const info of (await listAll(store)).flat()) {
+          assert.match(info.key, /^w\/\d\d$/);
+          assert.strictEqual(info.size, size, `${info.key} listed at ${info.size} bytes`);
+          seen.add(info.key);
+        }
+      }
+      await Promise.all(writes);
+      assert.strictEqual((await keys(store)).length, 24);
+      for (let i = 0; i < 24; i += 7) assert.ok((await store.get(`w/${String(i).padStart(2, '0')}`)).data.equals(data(i)));
+    });
+
+    it('concurrent puts of one key leave one of them, whole', async () => {
+      const { store } = await makeStore();
+      const versions = [1, 2, 3, 4, 5].map((i) => Buffer.alloc(300000 + i, i));
+      await Promise.all(versions.map((v) => store.put('same', v)));
+      const got = await store.get('same');
+      assert.ok(versions.some((v) => v.equals(got.data)));
+      assert.strictEqual((await store.head('same')).size, got.data.length);
+    });
+  });
+}
+
+module.exports = { storeContract, EDGE_KEYS, byteOrder };
