@@ -82,13 +82,13 @@ class Fetcher {
     if (rec.sha256 !== undefined && typeof rec.sha256 !== 'string') throw badRecord(ctx, rec, `object ${JSON.stringify(key)}: "sha256" must be a base64 string`);
     if (typeof size === 'number' && size > DEFAULT_MAX_PAYLOAD) throw this.tooLarge(rec, key, size);
     const store = this.storeFor(rec, key);
-    let got;
+    let read;
     try {
-      got = await store.get(key);
+      read = await store.get(key);
     } catch (err) {
       throw storeErrorAt(ctx, rec, err);
     }
-    const { data, info } = got;
+    const { data, info } = read;
     if (data.length > DEFAULT_MAX_PAYLOAD) throw this.tooLarge(rec, key, data.length);
     if (typeof size === 'number' && data.length !== size) throw this.integrity(rec, key, `${data.length} bytes read, the record says ${size}`);
     // The store has checked the data against its own checksum already.
@@ -96,12 +96,12 @@ class Fetcher {
       const actual = sha256b64(data);
       if (actual !== rec.sha256) throw this.integrity(rec, key, `the data's SHA-256 is ${actual}, the record says ${rec.sha256}`);
     }
-    rec[PAYLOAD] = data;
-    rec.size = data.length;
-    if (rec.etag === undefined && info.etag !== undefined) rec.etag = info.etag;
-    if (rec.sha256 === undefined && info.sha256 !== undefined) rec.sha256 = info.sha256;
-    rec.store = store.url;
-    return rec;
+    // A new record: the input's batch (a manifest chunk holds hundreds of records) must not
+    // keep every payload alive until its last record is done.
+    const got: Rec = { ...rec, [PAYLOAD]: data, size: data.length, store: store.url };
+    if (rec.etag === undefined && info.etag !== undefined) got.etag = info.etag;
+    if (rec.sha256 === undefined && info.sha256 !== undefined) got.sha256 = info.sha256;
+    return got;
   }
 
   private storeFor(rec: Rec, key: string): ObjectStore {
