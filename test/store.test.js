@@ -8,7 +8,8 @@ const path = require('node:path');
 const { tmpdir } = require('./lib/run');
 const { storeContract, byteOrder } = require('./lib/store-contract');
 const { initDigest } = require('../dist/core/digest.js');
-const { LocalStore, encodeKey, decodeName } = require('../dist/core/store-local.js');
+const { LocalStore } = require('../dist/core/store-local.js');
+const { encodeKey, decodeName } = require('../dist/core/store-local-keys.js');
 const { NotFoundError, StoreError, compareKeys, parseStoreUrl, openStore } = require('../dist/core/store.js');
 const { IntegrityError, UsageError, SluiceError } = require('../dist/core/errors.js');
 
@@ -53,7 +54,7 @@ async function listKeys(store, prefix = '') {
 }
 
 describe('local store: keys to paths', () => {
-  // The rule (store-local.ts): split at "/"; in each segment write control characters, "%" and
+  // The rule (store-local-keys.ts): split at "/"; in each segment write control characters, "%" and
   // "\" as %XX; write an empty segment, "." and ".." as "%", "%2E", "%2E%2E"; cut a segment
   // longer than 238 bytes into pieces, all but the last ending in "%+" (a directory).
   const CASES = [
