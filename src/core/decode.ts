@@ -23,11 +23,17 @@ export const DEFAULT_MAX_LINE = 1 << 20;
 export const DEFAULT_MAX_PAYLOAD = 256 << 20;
 
 const NEWLINE = 0x0a;
+// Where a payload may follow: the end of the key "len". Only a hint to end a run of lines early
+// (an escaped key would be missed); every parsed record's "len" is checked.
+const LEN_KEY = Buffer.from('len"');
 
 /**
  * A streaming reader of the format, correct for any chunking of its input. Records come out in
  * batches, one batch per input chunk, so a stage pays per chunk, not per record, for the
  * machinery around it.
+ *
+ * Speed: the lines of a chunk up to the next payload are decoded to one string and digested in
+ * one call; each line is then parsed on its own, so every error names its exact line.
  */
 export class Decoder {
   /** Number of the line being read (1-based), for messages. */
@@ -55,29 +61,10 @@ export class Decoder {
     let pos = 0;
     const end = chunk.length;
     while (pos < end) {
-      if (this.awaiting) {
-        pos = this.fillPayload(chunk, pos, out);
-        continue;
-      }
-      if (this.trailer) this.fail('data after the end record');
-      const nl = chunk.indexOf(NEWLINE, pos);
-      if (nl === -1) {
-        this.partialLength += end - pos;
-        if (this.partialLength > this.maxLine) this.fail(`line longer than ${this.maxLine} bytes`, this.line + 1);
-        this.partial.push(chunk.subarray(pos));
-        return;
-      }
-      let line: Buffer;
-      if (this.partial.length) {
-        this.partial.push(chunk.subarray(pos, nl + 1));
-        line = Buffer.concat(this.partial, this.partialLength + nl + 1 - pos);
-        this.partial = [];
-        this.partialLength = 0;
-      } else {
-        line = chunk.subarray(pos, nl + 1);
-      }
-      pos = nl + 1;
-      this.takeLine(line, out);
+      if (this.awaiting) pos = this.fillPayload(chunk, pos, out);
+      else if (this.trailer) this.fail('data after the end record', this.line + 1);
+      else if (this.partialLength) pos = this.completePartial(chunk, pos, out);
+      else pos = this.takeLines(chunk, pos, out);
     }
   }
 
@@ -95,37 +82,108 @@ export class Decoder {
     );
   }
 
-  private takeLine(line: Buffer, out: Rec[]): void {
-    this.line++;
-    if (line.length - 1 > this.maxLine) this.fail(`line longer than ${this.maxLine} bytes`);
+  /** Takes the whole lines at `pos`, up to the first payload; keeps a trailing partial line. */
+  private takeLines(chunk: Buffer, pos: number, out: Rec[]): number {
+    // Every line ending inside this window is short enough; a full window without a newline is not.
+    const limit = Math.min(chunk.length, pos + this.maxLine + 1);
+    const lastNewline = chunk.lastIndexOf(NEWLINE, limit - 1);
+    if (lastNewline < pos) {
+      if (limit - pos > this.maxLine) this.fail(`line longer than ${this.maxLine} bytes`, this.line + 1);
+      this.keepPartial(chunk.subarray(pos));
+      return chunk.length;
+    }
+    let stop = lastNewline + 1;
+    // Bytes after a payload's line are the payload: the run of lines stops there.
+    const key = chunk.subarray(pos, stop).indexOf(LEN_KEY);
+    if (key !== -1) stop = chunk.indexOf(NEWLINE, pos + key) + 1;
+    return this.takeRun(chunk, pos, stop, out);
+  }
+
+  /** Adds a chunk's first bytes to the line begun in earlier chunks. */
+  private completePartial(chunk: Buffer, pos: number, out: Rec[]): number {
+    const newline = chunk.indexOf(NEWLINE, pos);
+    if (newline === -1) {
+      this.keepPartial(chunk.subarray(pos));
+      return chunk.length;
+    }
+    const length = this.partialLength + newline - pos;
+    if (length > this.maxLine) this.fail(`line longer than ${this.maxLine} bytes`, this.line + 1);
+    this.partial.push(chunk.subarray(pos, newline + 1));
+    const line = Buffer.concat(this.partial, length + 1);
+    this.partial = [];
+    this.partialLength = 0;
+    this.takeRun(line, 0, line.length, out);
+    return newline + 1;
+  }
+
+  private keepPartial(bytes: Buffer): void {
+    this.partialLength += bytes.length;
+    // Checked as the bytes arrive, so a line without end cannot fill the memory.
+    if (this.partialLength > this.maxLine) this.fail(`line longer than ${this.maxLine} bytes`, this.line + 1);
+    this.partial.push(bytes);
+  }
+
+  /**
+   * Parses the complete lines in bytes[start, stop). Returns where it stopped: `stop`, or the end
+   * of a line whose payload follows.
+   */
+  private takeRun(bytes: Buffer, start: number, stop: number, out: Rec[]): number {
+    const text = bytes.toString('utf8', start, stop);
+    let from = 0;
+    while (from < text.length) {
+      const newline = text.indexOf('\n', from);
+      this.line++;
+      const rec = this.parse(text, from, newline);
+      const next = newline + 1;
+      if (rec.type === 'end') {
+        this.digest.update(bytes.subarray(start, this.byteOffset(bytes, start, text, from)));
+        this.checkTrailer(rec as EndRec);
+        if (next < text.length) this.fail('data after the end record', this.line + 1);
+        return stop;
+      }
+      this.records++;
+      rec[LINE] = this.line;
+      if (typeof rec.format === 'number' && rec.format > FORMAT_VERSION) {
+        this.fail(`stream format ${rec.format} is newer than this reader (${FORMAT_VERSION})`);
+      }
+      const len = rec.len;
+      if (len === undefined || len === 0) {
+        out.push(rec);
+        from = next;
+        continue;
+      }
+      if (typeof len !== 'number' || !Number.isSafeInteger(len) || len < 0) this.fail(`"len" must be a non-negative integer, got ${JSON.stringify(len)}`);
+      if (len > this.maxPayload) this.fail(`payload of ${len} bytes is larger than the limit of ${this.maxPayload}`);
+      this.awaiting = rec;
+      this.payload = undefined;
+      this.payloadFilled = 0;
+      const payloadStart = next === text.length ? stop : this.byteOffset(bytes, start, text, next);
+      this.digest.update(bytes.subarray(start, payloadStart));
+      return payloadStart;
+    }
+    this.digest.update(bytes.subarray(start, stop));
+    return stop;
+  }
+
+  private parse(text: string, from: number, newline: number): Rec {
     let rec: Rec;
     try {
-      rec = JSON.parse(line.toString('utf8', 0, line.length - 1));
+      rec = JSON.parse(text.slice(from, newline));
     } catch {
-      this.fail(`not a JSON record: ${preview(line)}`);
+      this.fail(`not a JSON record: ${preview(text, from, newline)}`);
     }
-    if (typeof rec !== 'object' || rec === null || Array.isArray(rec)) this.fail(`not a JSON object: ${preview(line)}`);
+    if (typeof rec !== 'object' || rec === null || Array.isArray(rec)) this.fail(`not a JSON object: ${preview(text, from, newline)}`);
     if (typeof rec.type !== 'string' || rec.type === '') this.fail('record has no "type"');
-    if (rec.type === 'end') {
-      this.checkTrailer(rec as EndRec);
-      return;
-    }
-    this.digest.update(line);
-    this.records++;
-    rec[LINE] = this.line;
-    if (typeof rec.format === 'number' && rec.format > FORMAT_VERSION) {
-      this.fail(`stream format ${rec.format} is newer than this reader (${FORMAT_VERSION})`);
-    }
-    const len = rec.len;
-    if (len === undefined || len === 0) {
-      out.push(rec);
-      return;
-    }
-    if (typeof len !== 'number' || !Number.isSafeInteger(len) || len < 0) this.fail(`"len" must be a non-negative integer, got ${JSON.stringify(len)}`);
-    if (len > this.maxPayload) this.fail(`payload of ${len} bytes is larger than the limit of ${this.maxPayload}`);
-    this.awaiting = rec;
-    this.payload = undefined;
-    this.payloadFilled = 0;
+    return rec;
+  }
+
+  /** The byte position in `bytes` of character `at` of `text`, decoded from bytes[start...]. */
+  private byteOffset(bytes: Buffer, start: number, text: string, at: number): number {
+    // Only ASCII decodes one character per byte; otherwise count the newlines before `at`.
+    if (Buffer.byteLength(text) === text.length) return start + at;
+    let pos = start;
+    for (let i = text.indexOf('\n'); i !== -1 && i < at; i = text.indexOf('\n', i + 1)) pos = bytes.indexOf(NEWLINE, pos) + 1;
+    return pos;
   }
 
   private fillPayload(chunk: Buffer, pos: number, out: Rec[]): number {
@@ -171,9 +229,10 @@ export class Decoder {
   }
 }
 
-function preview(line: Buffer): string {
-  const text = line.toString('utf8', 0, Math.min(line.length - 1, 60)).replace(/[^\x20-\x7e]/g, '?');
-  return JSON.stringify(line.length > 61 ? text + '...' : text);
+/** The start of a line, printable, for an error message. */
+function preview(text: string, from: number, newline: number): string {
+  const shown = text.slice(from, Math.min(newline, from + 60)).replace(/[^\x20-\x7e]/g, '?');
+  return JSON.stringify(newline - from > 60 ? shown + '...' : shown);
 }
 
 /** Decodes a byte stream into batches of records; throws at the end if the trailer is missing. */
