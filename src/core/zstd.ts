@@ -61,74 +61,79 @@ export interface DecompressResult {
 /** A frame the worker could not decompress: its message is libzstd's or ours. */
 export class FrameError extends Error {}
 
-interface Pending {
+interface Job {
+  message: Record<string, unknown>;
+  transfer: ArrayBuffer[];
   resolve(value: unknown): void;
   reject(err: Error): void;
 }
 
 interface Lane {
   worker: Worker;
-  pending: Map<number, Pending>;
+  job: Job | undefined;
 }
 
 /**
- * A fixed set of worker threads, each with its own zstd contexts. Jobs go to the lane with the
- * fewest jobs queued; results come back as promises (callers keep their own order).
+ * A fixed set of worker threads, each with its own zstd contexts, taking one job at a time
+ * from a common queue (a lane never waits behind a slow chunk while another is idle). Results
+ * come back as promises; callers keep their own order.
  */
 export class ZstdPool {
   private readonly lanes: Lane[] = [];
-  private nextId = 1;
+  private readonly waiting: Job[] = [];
   private failure: Error | undefined;
 
   constructor(readonly threads: number) {}
 
-  private lane(): Lane {
-    if (this.failure) throw this.failure;
-    if (this.lanes.length < this.threads) {
-      const idle = this.lanes.find((l) => l.pending.size === 0);
-      if (idle) return idle;
-      return this.spawn();
+  private dispatch(): void {
+    while (this.waiting.length) {
+      let lane = this.lanes.find((l) => !l.job);
+      if (!lane && this.lanes.length < this.threads) lane = this.spawn();
+      if (!lane) return;
+      const job = this.waiting.shift()!;
+      lane.job = job;
+      lane.worker.postMessage(job.message, job.transfer);
     }
-    return this.lanes.reduce((a, b) => (b.pending.size < a.pending.size ? b : a));
   }
 
   private spawn(): Lane {
     const worker = new Worker(__filename, { workerData: { role: ROLE } });
-    const lane: Lane = { worker, pending: new Map() };
-    worker.on('message', (msg: { id: number; error?: string; frameError?: boolean }) => {
-      const job = lane.pending.get(msg.id);
-      if (!job) return;
-      lane.pending.delete(msg.id);
-      if (msg.error !== undefined) job.reject(msg.frameError ? new FrameError(msg.error) : new Error(msg.error));
-      else job.resolve(msg);
+    const lane: Lane = { worker, job: undefined };
+    worker.on('message', (msg: { error?: string; frameError?: boolean }) => {
+      const job = lane.job;
+      lane.job = undefined;
+      if (job) {
+        if (msg.error !== undefined) job.reject(msg.frameError ? new FrameError(msg.error) : new Error(msg.error));
+        else job.resolve(msg);
+      }
+      this.dispatch();
     });
     const fail = (err: Error) => {
       this.failure ??= new Error(`zstd worker thread failed: ${err.message}`);
-      for (const job of lane.pending.values()) job.reject(this.failure);
-      lane.pending.clear();
+      for (const job of [...(lane.job ? [lane.job] : []), ...this.waiting.splice(0)]) job.reject(this.failure);
+      lane.job = undefined;
     };
     worker.on('error', fail);
     worker.on('exit', (code) => {
-      if (lane.pending.size) fail(new Error(`exited with status ${code}`));
+      if (lane.job) fail(new Error(`exited with status ${code}`));
     });
     this.lanes.push(lane);
     return lane;
   }
 
   private run<T>(message: Record<string, unknown>, transfer: ArrayBuffer[]): Promise<T> {
-    const lane = this.lane();
-    const id = this.nextId++;
+    if (this.failure) return Promise.reject(this.failure);
     return new Promise<T>((resolve, reject) => {
-      lane.pending.set(id, { resolve: resolve as (v: unknown) => void, reject });
-      lane.worker.postMessage({ ...message, id }, transfer);
+      this.waiting.push({ message, transfer, resolve: resolve as (v: unknown) => void, reject });
+      this.dispatch();
     });
   }
 
   /** Compresses a chunk; the buffer is moved to the worker and handed back in the result. */
   async compress(req: CompressRequest): Promise<CompressResult> {
     const ab = ownArrayBuffer(req.raw);
-    const r = await this.run<Omit<CompressResult, 'frame' | 'raw'> & { frame: ArrayBuffer; raw: ArrayBuffer }>({ ...req, op: 'compress', raw: ab }, [ab]);
-    return { ...r, frame: Buffer.from(r.frame), raw: Buffer.from(r.raw) };
+    const r = await this.run<Omit<CompressResult, 'frame' | 'raw'> & { frame: ArrayBuffer; frameLength: number; raw: ArrayBuffer }>({ ...req, op: 'compress', raw: ab }, [ab]);
+    return { ...r, frame: Buffer.from(r.frame, 0, r.frameLength), raw: Buffer.from(r.raw) };
   }
 
   /** Decompresses one frame that must hold exactly `rawSize` bytes, and hashes the result. */
@@ -199,7 +204,6 @@ function runWorker(): void {
   const cctx = newCCtx();
   const dctx = new zstd.DCtx();
   let level = -Infinity;
-  let dst: Uint8Array | undefined;
   const zeros = new Uint8Array(BLOCK_SIZE);
   const zeroDigest = Buffer.from(ZERO_BLOCK_SHA256, 'base64');
   const digest = (data: Uint8Array) => hash('sha256', data, 'buffer') as unknown as Buffer;
@@ -218,7 +222,7 @@ function runWorker(): void {
       } else {
         const d = digest(raw.subarray(i * BLOCK_SIZE, (i + 1) * BLOCK_SIZE));
         if (claim !== null && d.toString('base64') !== claim) {
-          return { result: { badBlock: i, badBlockSha256: d.toString('base64'), raw: msg.raw, frame: new ArrayBuffer(0) }, transfer: [msg.raw as ArrayBuffer] };
+          return { result: { badBlock: i, badBlockSha256: d.toString('base64'), raw: msg.raw, frame: new ArrayBuffer(0), frameLength: 0 }, transfer: [msg.raw as ArrayBuffer] };
         }
         digests.push(d);
       }
@@ -227,22 +231,21 @@ function runWorker(): void {
       level = msg.level as number;
       cctx.setParameter(zstd.CParameter.compressionLevel, level);
     }
-    const bound = zstd.compressBound(raw.length);
-    if (!dst || dst.length < bound) dst = new Uint8Array(bound);
+    // Compressed straight into a buffer of the worst-case size that then travels as the frame:
+    // no copy, and the pages past the frame's end are never touched, so never resident.
+    const dst = Buffer.allocUnsafeSlow(zstd.compressBound(raw.length));
     const n = cctx.compress2(dst, raw);
-    // Copied out at its exact size, so a chunk that compressed well holds little memory while
-    // it waits its turn to be written.
-    const frame = Buffer.allocUnsafeSlow(n);
-    frame.set(dst.subarray(0, n));
+    const frame = dst.subarray(0, n);
     const result = {
-      frame: frame.buffer,
+      frame: dst.buffer,
+      frameLength: n,
       raw: msg.raw,
       sha256: digest(frame).toString('base64'),
       blocksSha256: digest(Buffer.concat(digests)).toString('base64'),
       rawSha256: msg.rawSha256 ? digest(raw).toString('base64') : undefined,
       badBlock: -1,
     };
-    return { result, transfer: [frame.buffer, msg.raw as ArrayBuffer] };
+    return { result, transfer: [dst.buffer, msg.raw as ArrayBuffer] };
   }
 
   function decompress(msg: { [k: string]: unknown }) {
@@ -277,14 +280,14 @@ function runWorker(): void {
     return { result, transfer: [out.buffer] };
   }
 
-  port.on('message', (msg: { id: number; op: string; [k: string]: unknown }) => {
+  port.on('message', (msg: { op: string; [k: string]: unknown }) => {
     try {
       const { result, transfer } = msg.op === 'compress' ? compress(msg) : decompress(msg);
-      port.postMessage({ ...result, id: msg.id }, transfer as ArrayBuffer[]);
+      port.postMessage(result, transfer as ArrayBuffer[]);
     } catch (err) {
       const e = err as Error;
       // Anything libzstd throws while decompressing is a property of the frame.
-      port.postMessage({ id: msg.id, error: e.message, frameError: e instanceof FrameError || msg.op === 'decompress' });
+      port.postMessage({ error: e.message, frameError: e instanceof FrameError || msg.op === 'decompress' });
     }
   });
 }

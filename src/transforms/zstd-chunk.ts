@@ -132,7 +132,9 @@ class Chunker {
     private readonly opts: Options,
   ) {
     this.pool = new ZstdPool(opts.jobs);
-    this.output = new OrderedOutput(opts.jobs + 1);
+    // Chunks finish out of order (a random chunk compresses ten times faster than a text one):
+    // room for finished chunks behind a slow one keeps the other workers busy.
+    this.output = new OrderedOutput(2 * opts.jobs + 2);
   }
 
   async *run(batches: AsyncIterable<Rec[]>, out: Encoder): AsyncGenerator<Buffer[]> {
@@ -205,6 +207,7 @@ class Chunker {
     for (;;) {
       const buf = this.free.pop();
       if (buf) return buf;
+      // One buffer per worker, and one being filled.
       if (this.buffers < this.opts.jobs + 1) {
         this.buffers++;
         return chunkBuffer(CHUNK_BLOCKS * BLOCK_SIZE);
