@@ -68,14 +68,13 @@ export function parseDefaultKey(key: string): DefaultKey | null {
   return { kind: 'chunk', prefix: m[1], firstBlock: Number(m[2]), blockCount, checksum: fromBase64Url(m[4]) + '=' };
 }
 
-/** What volume.json counts besides the header. */
+/** What volume.json counts besides the header: the chunk objects and the blocks in them. */
 export interface VolumeTotals {
   chunks: number;
   dataBlocks: number;
-  zeroBlocks: number;
 }
 
-const DOC_ONLY = ['layout', 'layoutVersion', 'chunks', 'dataBlocks', 'zeroBlocks'];
+const DOC_ONLY = ['layout', 'layoutVersion', 'chunks', 'dataBlocks'];
 
 /** The body of volume.json: the layout, the volume header's fields, and the totals. */
 export function volumeDocument(header: VolumeRec, totals: VolumeTotals): Record<string, unknown> {
@@ -100,7 +99,7 @@ export function parseVolumeDocument(body: Buffer): { header: VolumeRec; totals: 
   if (typeof version !== 'number' || !Number.isInteger(version) || version < 1) throw new Error('volume.json has no valid "layoutVersion"');
   if (version > DEFAULT_LAYOUT_VERSION) throw new Error(`volume.json is layout version ${version}, newer than this reader (${DEFAULT_LAYOUT_VERSION})`);
   if (doc.blockSize !== BLOCK_SIZE) throw new Error(`volume.json gives blockSize ${JSON.stringify(doc.blockSize)}, expected ${BLOCK_SIZE}`);
-  for (const name of ['size', 'blocks', 'chunks', 'dataBlocks', 'zeroBlocks']) {
+  for (const name of ['size', 'blocks', 'chunks', 'dataBlocks']) {
     const v = doc[name];
     if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) throw new Error(`volume.json has no valid ${JSON.stringify(name)}`);
   }
@@ -109,7 +108,7 @@ export function parseVolumeDocument(body: Buffer): { header: VolumeRec; totals: 
   for (const [k, v] of Object.entries(doc)) if (!DOC_ONLY.includes(k)) header[k] = v;
   header.type = 'volume';
   header.format = FORMAT_VERSION;
-  return { header, totals: { chunks: doc.chunks as number, dataBlocks: doc.dataBlocks as number, zeroBlocks: doc.zeroBlocks as number } };
+  return { header, totals: { chunks: doc.chunks as number, dataBlocks: doc.dataBlocks as number } };
 }
 
 // ---- the Flexible Snapshot Proxy layout (movetos3 / getfroms3) -----------------------------

@@ -6,6 +6,7 @@ import {
   fspChunkName,
   fspPrefix,
   layoutName,
+  parseDefaultKey,
   startsChunk,
   VOLUME_KEY,
   volumeDocument,
@@ -18,44 +19,58 @@ import { badRecord, transform } from '../core/stage';
 import { VolumeHeader } from '../core/volume-header';
 import { chunkBuffer, DEFAULT_LEVEL, defaultJobs, MAX_LEVEL, ZstdPool, type CompressResult } from '../core/zstd';
 import { sha256b64 } from '../core/digest';
+import { readJournal, type DoneSet } from '../core/journal';
 
 const USAGE = `Usage: zstd-chunk [options] [FILE|-]
 
 Compresses a block stream into "object" frames, each one zstd frame of up to 64 consecutive
 blocks (32 MiB raw), named by a store layout, ready for s3-put. A chunk starts at every gap in
 the block indices and at every index divisible by 64, so the same blocks always make the same
-chunks (a run resumed with skip --done makes the rest of them).
+chunks, and a run resumed with skip --done makes exactly the chunks still missing.
 
 Each object record gives: key, size (compressed bytes), codec "zstd", firstBlock, blockCount,
-rawSize, rawSha256 (base64 SHA-256 of the raw chunk), sha256 (of the compressed bytes). Frames
-carry the content size and no zstd checksum; the SHA-256s are the checks. The SHA-256 of every
-block that has one is verified before it is compressed. Records other than blocks pass
-through, the volume header included.
+rawSize, blocksSha256 (base64 SHA-256 of the blocks' 32-byte SHA-256 digests in order, the
+chunk's checksum in the default layout), sha256 (of the compressed bytes, for s3-put to check),
+and in the fsp layout rawSha256 (SHA-256 of the raw chunk, which FSP's keys carry). Frames
+carry the content size and no zstd checksum: the SHA-256s are the checks. Records other than
+blocks pass through, the volume header included.
 
-Chunks are compressed on worker threads, several at once, and written in order; memory is
-about two 32 MiB buffers per job.
+The SHA-256 of every block is verified before it is compressed (exit 5 naming the block), on
+the worker threads that compress, where the data is at hand; it costs one pass of SHA-256
+over the data (see docs/BENCHMARKS.md). With --no-verify the blocks' own checksums are
+trusted: the default layout's blocksSha256 is then made from them unread, and a block whose
+data did not match is found when zstd-unchunk reads the chunk back.
+
+Chunks are compressed on worker threads, one per job, and written in input order. Memory:
+a 32 MiB buffer per job and one more, and up to 2 x jobs + 2 finished frames waiting for a
+slower one before them.
 
 Layouts (docs/LAYOUTS.md):
-  default  zstd/{firstBlock, 10 digits}-{blockCount}-{rawSha256, base64url}.zst for each chunk
-           (zero blocks are kept inside chunks: a delta's zero blocks must survive), then
-           volume.json, the volume's header and totals, last: it marks the upload complete
-           (its record has "commit": true; s3-put writes it only after everything else).
+  default  zstd/{firstBlock, 10 digits}-{blockCount}-{blocksSha256, base64url}.zst for each
+           chunk (zero blocks stay inside chunks: a delta's zero blocks must survive), then
+           volume.json (the volume header, the chunk count) last, with "commit": true:
+           s3-put writes it only once everything else is stored and the input was whole.
   fsp      the Flexible Snapshot Proxy movetos3 layout:
            {snapshotId}.{GiB}/{firstBlock}.{rawSha256, base64url, padded}.{blockCount}.zstd
            zero blocks are left out (as gaps) unless --full-copy; no index object. The
            snapshot id comes from the header's "snapshotId" or --snapshot-id; GiB is the size
-           rounded up, so the header must give the size (not a stream read from stdin).
+           rounded up, so the header must give the size (not so for a stream from stdin).
 
 Options:
   --layout NAME       default or fsp (default: default)
   --level N           zstd level, 1 to ${MAX_LEVEL} (default: ${DEFAULT_LEVEL})
   -j, --jobs N        chunks compressed at once, 1 to 64 (default: the number of CPUs)
+  --no-verify         trust the blocks' SHA-256 instead of checking the data (see above)
+  --journal FILE      default layout: the journal of an earlier run into the same store (the
+                      one given to skip --done; repeatable): its chunks count in volume.json,
+                      so a resumed upload still describes the whole volume
   --snapshot-id ID    fsp: the snapshot id for the keys (default: the header's snapshotId)
   --full-copy         fsp: keep zero blocks (FSP's FULL_COPY)
   -h, --help          show this text
 
 Examples:
-  file-blocks disk.img | zstd-chunk | s3-put /backups/disk
+  file-blocks disk.img | zstd-chunk | s3-put /backups/disk > run1.journal
+  file-blocks disk.img | skip --done run1.journal | zstd-chunk --journal run1.journal | s3-put /backups/disk > run2.journal
   file-blocks disk.img | zstd-chunk --layout fsp --snapshot-id snap-0123456789abcdef0 | s3-put s3://bkt
   file-blocks disk.img | zstd-chunk | strip | jq -c '{key, size, rawSize}'
 
@@ -74,7 +89,13 @@ interface Options {
 export const main = command({
   name: 'zstd-chunk',
   usage: USAGE,
-  flags: { string: ['layout', 'level', 'jobs', 'snapshot-id'], boolean: ['full-copy', 'verify'], alias: { j: 'jobs' }, default: { verify: true } },
+  flags: {
+    string: ['layout', 'level', 'jobs', 'snapshot-id', 'journal'],
+    repeatable: ['journal'],
+    boolean: ['full-copy', 'verify'],
+    alias: { j: 'jobs' },
+    default: { verify: true },
+  },
   positionals: { max: 1 },
   async run(args, ctx) {
     let layout: LayoutName;
@@ -94,7 +115,11 @@ export const main = command({
     if (layout !== 'fsp' && (opts.fullCopy || opts.snapshotId !== undefined)) {
       throw new UsageError(`${opts.fullCopy ? '--full-copy' : '--snapshot-id'} goes with --layout fsp`);
     }
+    const journals = args.journal === undefined ? [] : (Array.isArray(args.journal) ? args.journal : [args.journal]).map(String);
+    if (journals.includes('')) throw new UsageError('--journal needs a value');
+    if (layout === 'fsp' && journals.length) throw new UsageError('--journal goes with the default layout (FSP has no index object to count chunks in)');
     const chunker = new Chunker(ctx, opts);
+    for (const path of journals) chunker.countStored(await readJournal(ctx, path));
     try {
       await transform(ctx, { input: args._[0], frames: true }, (batches, out) => chunker.run(batches, out));
     } finally {
@@ -124,7 +149,9 @@ class Chunker {
   private last: number | undefined; // last listed block taken into a chunk
   private lastIndex = -1;
   private readonly zeroChunks = new Map<number, Promise<CompressResult>>();
-  private readonly totals = { chunks: 0, dataBlocks: 0, zeroBlocks: 0 };
+  private readonly totals = { chunks: 0, dataBlocks: 0 };
+  /** Chunk keys that journals of earlier runs say are stored already (counted in the totals). */
+  private readonly stored = new Set<string>();
   private fspFolder: string | undefined;
 
   constructor(
@@ -154,6 +181,17 @@ class Chunker {
     await this.output.flush(out, true);
     if (this.opts.layout === 'default') out.push(this.volumeObject());
     yield out.take();
+  }
+
+  /** Counts the chunks an earlier run stored (its journal) into volume.json's totals. */
+  countStored(done: DoneSet): void {
+    for (const key of done.keys.keys()) {
+      const chunk = parseDefaultKey(key);
+      if (chunk?.kind !== 'chunk' || chunk.prefix !== '' || this.stored.has(key)) continue;
+      this.stored.add(key);
+      this.totals.chunks++;
+      this.totals.dataBlocks += chunk.blockCount;
+    }
   }
 
   private volume(rec: Rec): void {
@@ -222,9 +260,6 @@ class Chunker {
     if (!c) return;
     this.current = undefined;
     const count = c.zero.length;
-    this.totals.chunks++;
-    this.totals.dataBlocks += count;
-    this.totals.zeroBlocks += c.zeros;
     let result: Promise<CompressResult>;
     if (c.zeros === count) {
       // All zeros: the frame depends only on the length, so it is made once per length.
@@ -270,6 +305,10 @@ class Chunker {
       blockCount: count,
       rawSize: count * BLOCK_SIZE,
     };
+    if (!this.stored.has(rec.key)) {
+      this.totals.chunks++;
+      this.totals.dataBlocks += count;
+    }
     if (fsp) rec.rawSha256 = r.rawSha256;
     rec.blocksSha256 = r.blocksSha256;
     rec.sha256 = r.sha256;

@@ -328,7 +328,11 @@ class Unchunker {
     }
     if (this.chunks !== this.doc.totals.chunks) {
       throw new IntegrityError(
-        `${where}: ${this.chunks} chunk${this.chunks === 1 ? '' : 's'} read, volume.json lists ${this.doc.totals.chunks}: ${this.chunks < this.doc.totals.chunks ? 'chunks are missing' : 'the prefix holds chunks of another run'} (give --partial to accept)`,
+        `${where}: ${this.chunks} chunk${this.chunks === 1 ? '' : 's'} read, volume.json lists ${this.doc.totals.chunks}: ` +
+          (this.chunks < this.doc.totals.chunks
+            ? 'chunks are missing'
+            : 'the store holds chunks volume.json does not count (of another backup written to the same place, or of a resumed upload whose zstd-chunk was not given the earlier journals with --journal)') +
+          '; give --partial to restore what is there',
       );
     }
   }

@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# A volume into a store, against the zstd CLI doing the compression alone:
+#   file-blocks IMG | zstd-chunk | s3-put DIR     vs     zstd -1 -T0 < IMG > OUT
+# on a 2 GiB image (a third random, a third text-like, a third zeros written as data), run in
+# turns, median of 3 each; prints both throughputs (MiB/s of image) and the ratio (goal 0.8).
+# Then peak RSS per process for 1 GiB and 16 GiB sparse images (goal < 200 MiB, flat in size).
+# Usage: bash bench/pipeline.sh [GiB]   (default 2; needs `npx tsc -p .` first, zstd, GNU time)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PATH=$PWD/bin:$PATH
+gib=${1:-2}
+runs=3
+work=$(mktemp -d "${TMPDIR:-/tmp}/sluice-bench-XXXXXX")
+trap 'rm -rf "$work"' EXIT
+for tool in zstd /usr/bin/time bc; do
+  command -v "$tool" > /dev/null || { echo "pipeline: $tool is needed (apt-get install -y zstd time bc)" >&2; exit 1; }
+done
+
+img=$work/mixed.img
+node bench/lib/mixed-image.js "$img" $((gib << 30))
+size=$(stat -c %s "$img")
+cat "$img" > /dev/null # into the page cache: both sides read it from memory
+echo "pipeline: ${gib} GiB image (random / text / zeros), $(nproc) CPUs, $(node -v), zstd $(zstd -V | grep -o 'v[0-9.]*'), median of $runs"
+
+# Wall-clock seconds of one run of a shell command.
+seconds() {
+  local start end
+  start=$(date +%s.%N)
+  bash -o pipefail -c "$1"
+  end=$(date +%s.%N)
+  echo "$end - $start" | bc
+}
+median() { printf '%s\n' "$@" | sort -n | sed -n "$(( ($# + 1) / 2 ))p"; }
+mibps() { echo "$size / 1048576 / $1" | bc -l; }
+
+declare -A cmd=(
+  [zstd]="zstd -1 -T0 -q < $img > $work/out.zst"
+  [sluice]="rm -rf $work/store && file-blocks $img | zstd-chunk | s3-put $work/store > /dev/null"
+  [sluice-null]="file-blocks $img | zstd-chunk > /dev/null"
+  [sluice-noverify]="rm -rf $work/store && file-blocks $img | zstd-chunk --no-verify | s3-put $work/store > /dev/null"
+)
+order=(zstd sluice sluice-null sluice-noverify)
+declare -A times
+for ((i = 0; i < runs; i++)); do
+  for name in "${order[@]}"; do times[$name]+="$(seconds "${cmd[$name]}") "; done
+done
+declare -A med
+for name in "${order[@]}"; do
+  # shellcheck disable=SC2086
+  med[$name]=$(median ${times[$name]})
+done
+rm -rf "$work/store" "$work/out.zst"
+
+printf '  %-58s %6.2f s %7.1f MiB/s\n' "zstd -1 -T0 < IMG > OUT" "${med[zstd]}" "$(mibps "${med[zstd]}")"
+printf '  %-58s %6.2f s %7.1f MiB/s  %.2fx zstd\n' "file-blocks IMG | zstd-chunk | s3-put DIR" "${med[sluice]}" "$(mibps "${med[sluice]}")" "$(echo "${med[zstd]} / ${med[sluice]}" | bc -l)"
+printf '  %-58s %6.2f s %7.1f MiB/s  %.2fx zstd\n' "file-blocks IMG | zstd-chunk > /dev/null" "${med[sluice-null]}" "$(mibps "${med[sluice-null]}")" "$(echo "${med[zstd]} / ${med[sluice-null]}" | bc -l)"
+printf '  %-58s %6.2f s %7.1f MiB/s  %.2fx zstd\n' "file-blocks IMG | zstd-chunk --no-verify | s3-put DIR" "${med[sluice-noverify]}" "$(mibps "${med[sluice-noverify]}")" "$(echo "${med[zstd]} / ${med[sluice-noverify]}" | bc -l)"
+echo "  (runs, s: $(for name in "${order[@]}"; do printf '%s: %s; ' "$name" "${times[$name]% }"; done))"
+
+# Peak RSS of each process of the pipeline, in MiB.
+rss() {
+  local label=$1 image=$2
+  rm -rf "$work/store"
+  /usr/bin/time -f %M -o "$work/rss.fb" file-blocks "$image" |
+    /usr/bin/time -f %M -o "$work/rss.chunk" zstd-chunk |
+    /usr/bin/time -f %M -o "$work/rss.put" s3-put "$work/store" > /dev/null
+  printf '  %-26s file-blocks %4d MiB   zstd-chunk %4d MiB   s3-put %4d MiB\n' "$label" \
+    $(($(cat "$work/rss.fb") / 1024)) $(($(cat "$work/rss.chunk") / 1024)) $(($(cat "$work/rss.put") / 1024))
+}
+
+echo "peak RSS per process:"
+rss "${gib} GiB mixed image" "$img"
+rm -f "$img"
+# Sparse images with the same 256 MiB of data (random and text pieces of 8 MiB, spread out),
+# the rest holes: memory must not grow with the size of the volume.
+node bench/lib/mixed-image.js "$work/piece" $((24 << 20))
+for g in 1 16; do
+  sparse=$work/sparse-$g.img
+  truncate -s "${g}G" "$sparse"
+  step=$((g * 1024 / 32))
+  for ((i = 0; i < 32; i++)); do
+    dd if="$work/piece" of="$sparse" bs=1M count=8 skip=$(((i % 2) * 8)) seek=$((i * step)) conv=notrunc status=none
+  done
+  rss "$g GiB sparse, $(du -m "$sparse" | cut -f1) MiB data" "$sparse"
+  rm -f "$sparse"
+done
