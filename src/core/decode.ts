@@ -45,7 +45,7 @@ export class Decoder {
   private readonly digest = new LineDigest();
   private readonly maxLine: number;
   private readonly maxPayload: number;
-  private partial: Buffer[] = [];
+  private partial = Buffer.alloc(0); // a line begun in an earlier chunk, in its first bytes
   private partialLength = 0;
   private awaiting: Rec | undefined; // a record whose payload is still arriving
   private payload: Buffer | undefined;
@@ -106,21 +106,30 @@ export class Decoder {
       this.keepPartial(chunk.subarray(pos));
       return chunk.length;
     }
-    const length = this.partialLength + newline - pos;
-    if (length > this.maxLine) this.fail(`line longer than ${this.maxLine} bytes`, this.line + 1);
-    this.partial.push(chunk.subarray(pos, newline + 1));
-    const line = Buffer.concat(this.partial, length + 1);
-    this.partial = [];
+    if (this.partialLength + newline - pos > this.maxLine) this.fail(`line longer than ${this.maxLine} bytes`, this.line + 1);
+    this.appendPartial(chunk.subarray(pos, newline + 1));
+    const length = this.partialLength;
     this.partialLength = 0;
-    this.takeRun(line, 0, line.length, out);
+    this.takeRun(this.partial, 0, length, out);
     return newline + 1;
   }
 
   private keepPartial(bytes: Buffer): void {
-    this.partialLength += bytes.length;
-    // Checked as the bytes arrive, so a line without end cannot fill the memory.
-    if (this.partialLength > this.maxLine) this.fail(`line longer than ${this.maxLine} bytes`, this.line + 1);
-    this.partial.push(bytes);
+    // Checked as the bytes arrive, so a line that never ends costs at most the limit in memory.
+    if (this.partialLength + bytes.length > this.maxLine) this.fail(`line longer than ${this.maxLine} bytes`, this.line + 1);
+    this.appendPartial(bytes);
+  }
+
+  /** Copies bytes aside (views would keep every chunk alive, even one byte per chunk). */
+  private appendPartial(bytes: Buffer): void {
+    const length = this.partialLength + bytes.length;
+    if (length > this.partial.length) {
+      const grown = Buffer.allocUnsafe(Math.min(this.maxLine + 1, Math.max(length, 2 * this.partial.length, 4096)));
+      this.partial.copy(grown, 0, 0, this.partialLength);
+      this.partial = grown;
+    }
+    bytes.copy(this.partial, this.partialLength);
+    this.partialLength = length;
   }
 
   /**
