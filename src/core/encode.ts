@@ -72,10 +72,8 @@ function serialize(recs: Rec[]): string {
   // It writes "},{" between records (each is an object); when the text holds no other "},{"
   // (from a nested list of objects, or in a string), those are the breaks between lines.
   if (recs.length > 1 && recs.every(serializesAsObject)) {
-    const all = JSON.stringify(recs);
-    let found = 0;
-    for (let i = all.indexOf(SEPARATOR); i !== -1 && found < recs.length; i = all.indexOf(SEPARATOR, i + SEPARATOR.length)) found++;
-    if (found === recs.length - 1) return all.slice(1, -1).replaceAll(SEPARATOR, '}\n{') + '\n';
+    const parts = JSON.stringify(recs).slice(1, -1).split(SEPARATOR);
+    if (parts.length === recs.length) return parts.join('}\n{') + '\n';
   }
   let lines = '';
   for (const rec of recs) lines += JSON.stringify(rec) + '\n';
