@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The stream codec on the hot path of every pipeline: a manifest of 1 M block records through
 # `strip` (decode, pass through, encode, trailer recomputed), against `jq -c .` on the same file.
-# Prints the records/s of both (median of 3 runs each) and their ratio.
+# Prints the records/s of both (medians of 3 runs), per wall-clock and per CPU second, and the ratios.
 # Usage: bash bench/codec.sh [RECORDS]   (default 1000000; build first with `npx tsc -p .`)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,22 +17,29 @@ echo "codec: $lines lines, $(( $(wc -c < "$manifest") >> 20 )) MiB of block reco
 # The output must be the input, byte for byte, or the timing means nothing.
 cmp -s <(bin/strip < "$manifest") "$manifest" || { echo "codec: strip did not reproduce its input" >&2; exit 1; }
 
-# Wall-clock seconds of the median of $runs runs of a command reading the manifest on stdin.
-median_seconds() {
-  for ((i = 0; i < runs; i++)); do
-    local start=$EPOCHREALTIME
-    "$@" < "$manifest" > /dev/null
-    awk -v a="$start" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.3f\n", b - a }'
-  done | sort -n | sed -n "$(( (runs + 1) / 2 ))p"
+# "WALL CPU": medians over $runs runs of a command reading the manifest on stdin, in seconds of
+# wall clock and of CPU (user + system). CPU time says more on a machine busy with other work.
+TIMEFORMAT='%R %U %S'
+measure() {
+  local times
+  times=$(for ((i = 0; i < runs; i++)); do { time "$@" < "$manifest" > /dev/null; } 2>&1; done)
+  local wall cpu
+  wall=$(awk '{ print $1 }' <<< "$times" | sort -n | sed -n "$(( (runs + 1) / 2 ))p")
+  cpu=$(awk '{ printf "%.3f\n", $2 + $3 }' <<< "$times" | sort -n | sed -n "$(( (runs + 1) / 2 ))p")
+  echo "$wall $cpu"
 }
-rate() { awk -v n="$lines" -v s="$1" 'BEGIN { printf "%.0f", n / s }'; }
+report() {
+  awk -v name="$1" -v wall="$2" -v cpu="$3" -v n="$lines" \
+    'BEGIN { printf "  %-8s %6.2f s %9.0f records/s   (CPU %5.2f s, %9.0f records per CPU second)\n", name, wall, n / wall, cpu, n / cpu }'
+}
 
-strip_s=$(median_seconds bin/strip)
-printf '  strip     %7.2f s  %9d records/s\n' "$strip_s" "$(rate "$strip_s")"
+read -r strip_wall strip_cpu < <(measure bin/strip)
+report strip "$strip_wall" "$strip_cpu"
 if command -v jq > /dev/null; then
-  jq_s=$(median_seconds jq -c .)
-  printf '  jq -c .   %7.2f s  %9d records/s\n' "$jq_s" "$(rate "$jq_s")"
-  awk -v j="$jq_s" -v s="$strip_s" 'BEGIN { printf "  strip: %.2fx the records/s of jq -c .\n", j / s }'
+  read -r jq_wall jq_cpu < <(measure jq -c .)
+  report 'jq -c .' "$jq_wall" "$jq_cpu"
+  awk -v jw="$jq_wall" -v sw="$strip_wall" -v jc="$jq_cpu" -v sc="$strip_cpu" \
+    'BEGIN { printf "  strip: %.2fx the records/s of jq -c . (%.2fx per CPU second)\n", jw / sw, jc / sc }'
 else
-  echo "  jq -c .   not installed: no comparison"
+  echo "  jq -c .  not installed: no comparison"
 fi
