@@ -22,13 +22,13 @@ size=$(stat -c %s "$img")
 cat "$img" > /dev/null # into the page cache: both sides read it from memory
 echo "pipeline: ${gib} GiB image (random / text / zeros), $(nproc) CPUs, $(node -v), zstd $(zstd -V | grep -o 'v[0-9.]*'), median of $runs"
 
-# Wall-clock seconds of one run of a shell command.
+# Runs a shell command once; prints its wall-clock seconds and saves its CPU seconds (user +
+# system, of every process of the pipeline) in $work/cpu.
 seconds() {
-  local start end
-  start=$(date +%s.%N)
-  bash -o pipefail -c "$1"
-  end=$(date +%s.%N)
-  echo "$end - $start" | bc
+  /usr/bin/time -f '%e %U %S' -o "$work/time" bash -o pipefail -c "$1"
+  read -r wall user sys < "$work/time"
+  echo "$user + $sys" | bc > "$work/cpu"
+  echo "$wall"
 }
 median() { printf '%s\n' "$@" | sort -n | sed -n "$(( ($# + 1) / 2 ))p"; }
 mibps() { echo "$size / 1048576 / $1" | bc -l; }
@@ -40,21 +40,29 @@ declare -A cmd=(
   [sluice-noverify]="rm -rf $work/store && file-blocks $img | zstd-chunk --no-verify | s3-put $work/store > /dev/null"
 )
 order=(zstd sluice sluice-null sluice-noverify)
-declare -A times
+declare -A times cpus
 for ((i = 0; i < runs; i++)); do
-  for name in "${order[@]}"; do times[$name]+="$(seconds "${cmd[$name]}") "; done
+  for name in "${order[@]}"; do
+    times[$name]+="$(seconds "${cmd[$name]}") "
+    cpus[$name]+="$(cat "$work/cpu") "
+  done
 done
-declare -A med
+declare -A med cpu
 for name in "${order[@]}"; do
   # shellcheck disable=SC2086
   med[$name]=$(median ${times[$name]})
+  # shellcheck disable=SC2086
+  cpu[$name]=$(median ${cpus[$name]})
 done
 rm -rf "$work/store" "$work/out.zst"
 
-printf '  %-58s %6.2f s %7.1f MiB/s\n' "zstd -1 -T0 < IMG > OUT" "${med[zstd]}" "$(mibps "${med[zstd]}")"
-printf '  %-58s %6.2f s %7.1f MiB/s  %.2fx zstd\n' "file-blocks IMG | zstd-chunk | s3-put DIR" "${med[sluice]}" "$(mibps "${med[sluice]}")" "$(echo "${med[zstd]} / ${med[sluice]}" | bc -l)"
-printf '  %-58s %6.2f s %7.1f MiB/s  %.2fx zstd\n' "file-blocks IMG | zstd-chunk > /dev/null" "${med[sluice-null]}" "$(mibps "${med[sluice-null]}")" "$(echo "${med[zstd]} / ${med[sluice-null]}" | bc -l)"
-printf '  %-58s %6.2f s %7.1f MiB/s  %.2fx zstd\n' "file-blocks IMG | zstd-chunk --no-verify | s3-put DIR" "${med[sluice-noverify]}" "$(mibps "${med[sluice-noverify]}")" "$(echo "${med[zstd]} / ${med[sluice-noverify]}" | bc -l)"
+line() { # label name
+  printf '  %-52s %6.2f s %7.1f MiB/s  %5.2fx zstd  CPU %5.1f s\n' "$1" "${med[$2]}" "$(mibps "${med[$2]}")" "$(echo "${med[zstd]} / ${med[$2]}" | bc -l)" "${cpu[$2]}"
+}
+line "zstd -1 -T0 < IMG > OUT" zstd
+line "file-blocks IMG | zstd-chunk | s3-put DIR" sluice
+line "file-blocks IMG | zstd-chunk > /dev/null" sluice-null
+line "file-blocks IMG | zstd-chunk --no-verify | s3-put DIR" sluice-noverify
 echo "  (runs, s: $(for name in "${order[@]}"; do printf '%s: %s; ' "$name" "${times[$name]% }"; done))"
 
 # Peak RSS of each process of the pipeline, in MiB.
