@@ -281,7 +281,9 @@ class Chunker {
       const raw = chunkBuffer(count * BLOCK_SIZE);
       const zero = new Array<boolean>(count).fill(true);
       const claims = new Array<null>(count).fill(null);
-      cached = this.pool.compress({ raw, length: raw.length, level: this.opts.level, zero, claims, verify: false, rawSha256: this.opts.layout === 'fsp' });
+      cached = this.pool
+        .compress({ raw, length: raw.length, level: this.opts.level, zero, claims, verify: false, rawSha256: this.opts.layout === 'fsp' })
+        .then((r) => ({ ...r, raw: Buffer.alloc(0) })); // the zeros are not needed again
       this.zeroChunks.set(count, cached);
     }
     return cached;
