@@ -357,9 +357,9 @@ suite('zstd-chunk and zstd-unchunk', { concurrency: 4 }, () => {
       const reorder = new Reorder(work);
       const out = [];
       for (const c of input) {
-        for (const r of await reorder.add({ ...c, meta: c.first }, Buffer.from(`frame ${c.first}`))) out.push(r);
+        for await (const r of reorder.add({ ...c, meta: c.first }, Buffer.from(`frame ${c.first}`))) out.push(r);
       }
-      out.push(...(await reorder.finish()));
+      for await (const r of reorder.finish()) out.push(r);
       await reorder.close();
       assert.deepStrictEqual(out.map((r) => r.first), chunks.map((c) => c.first), order);
       for (const r of out) assert.strictEqual(r.frame.toString(), `frame ${r.first}`);

@@ -40,25 +40,24 @@ export class Reorder<T> {
 
   constructor(private readonly dir = tmpdir()) {}
 
-  /** Takes a chunk and its frame; returns the chunks now released, in block order. */
-  async add(item: Placed<T>, frame: Buffer): Promise<Array<Placed<T> & { frame: Buffer }>> {
+  /**
+   * Takes a chunk and its frame; yields the chunks now released, in block order, reading each
+   * back from the spool only when asked for the next (so memory holds one at a time).
+   */
+  async *add(item: Placed<T>, frame: Buffer): AsyncGenerator<Placed<T> & { frame: Buffer }> {
     this.checkOrder(item);
-    const released: Array<Placed<T> & { frame: Buffer }> = [];
     if ((!this.heap.length || item.first < this.heap[0].first) && this.canRelease(item.first)) {
       this.advance(item);
-      released.push({ ...item, frame });
+      yield { ...item, frame };
     } else {
       await this.hold(item, frame);
     }
-    while (this.heap.length && this.canRelease(this.heap[0].first)) released.push(await this.take());
-    return released;
+    while (this.heap.length && this.canRelease(this.heap[0].first)) yield await this.take();
   }
 
   /** The end of input: everything held, in block order. */
-  async finish(): Promise<Array<Placed<T> & { frame: Buffer }>> {
-    const released: Array<Placed<T> & { frame: Buffer }> = [];
-    while (this.heap.length) released.push(await this.take());
-    return released;
+  async *finish(): AsyncGenerator<Placed<T> & { frame: Buffer }> {
+    while (this.heap.length) yield await this.take();
   }
 
   async close(): Promise<void> {

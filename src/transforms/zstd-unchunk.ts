@@ -133,13 +133,13 @@ class Unchunker {
     for await (const batch of batches) {
       for (const rec of batch) {
         if (isVolume(rec)) this.takeVolume(rec);
-        else if (rec.type === 'object') await this.object(rec as ObjectRec, out);
+        else if (rec.type === 'object') for await (const c of this.object(rec as ObjectRec)) yield* this.submit(c, out);
         else this.output.records(rec);
       }
       await this.output.flush(out);
       yield out.take();
     }
-    for (const c of await this.reordered(() => this.reorder.finish())) await this.submit(c, out);
+    for await (const c of this.reordered(this.reorder.finish())) yield* this.submit(c, out);
     await this.output.flush(out, true);
     this.finish();
     yield out.take();
@@ -151,10 +151,11 @@ class Unchunker {
     this.output.records(rec);
   }
 
-  private async object(rec: ObjectRec, out: Encoder): Promise<void> {
+  /** Takes an object record; yields the chunks ready to decompress (the reorder may release many). */
+  private async *object(rec: ObjectRec): AsyncGenerator<Chunk & { frame: Buffer }> {
     const key = typeof rec.key === 'string' ? rec.key : '';
     if (!key) throw badRecord(this.ctx, rec, 'an object record without a "key"');
-    if (this.opts.layout === 'fsp') return this.fspObject(rec, key, out);
+    if (this.opts.layout === 'fsp') return yield* this.fspObject(rec, key);
     const parsed = parseDefaultKey(key);
     if (!parsed) return this.unknown(rec, key, parseFspKey(key) ? ' (it looks like the fsp layout: give --layout fsp)' : '');
     if (this.prefix === undefined) this.prefix = parsed.prefix;
@@ -172,10 +173,10 @@ class Unchunker {
       throw badRecord(this.ctx, rec, `chunk ${JSON.stringify(key)} starts at block ${parsed.firstBlock}, before the end of the chunk before it (block ${this.next}): chunks overlap or are out of order`);
     }
     this.next = parsed.firstBlock + parsed.blockCount;
-    await this.submit(this.checked(rec, key, parsed), out, data);
+    yield { ...this.checked(rec, key, parsed), frame: data };
   }
 
-  private async fspObject(rec: ObjectRec, key: string, out: Encoder): Promise<void> {
+  private async *fspObject(rec: ObjectRec, key: string): AsyncGenerator<Chunk & { frame: Buffer }> {
     const parsed = parseFspKey(key);
     if (!parsed) return this.unknown(rec, key, parseDefaultKey(key) ? ' (it looks like the default layout: leave out --layout fsp)' : '');
     const data = this.payload(rec, key);
@@ -191,13 +192,13 @@ class Unchunker {
       throw badRecord(this.ctx, rec, `chunk ${JSON.stringify(key)} ends at block ${parsed.firstBlock + parsed.blockCount - 1}, past the volume's ${total} blocks`);
     }
     const chunk = this.checked(rec, key, parsed);
-    const ready = await this.reordered(() => this.reorder.add({ first: chunk.firstBlock, count: chunk.blockCount, text: parsed.firstText, meta: chunk }, data));
-    for (const c of ready) await this.submit(c, out);
+    const released = this.reorder.add({ first: chunk.firstBlock, count: chunk.blockCount, text: parsed.firstText, meta: chunk }, data);
+    yield* this.reordered(released);
   }
 
-  private async reordered(step: () => Promise<Array<{ meta: Chunk; frame: Buffer }>>): Promise<Array<Chunk & { frame: Buffer }>> {
+  private async *reordered(released: AsyncIterable<{ meta: Chunk; frame: Buffer }>): AsyncGenerator<Chunk & { frame: Buffer }> {
     try {
-      return (await step()).map((r) => ({ ...r.meta, frame: r.frame }));
+      for await (const r of released) yield { ...r.meta, frame: r.frame };
     } catch (err) {
       if (err instanceof OrderError) throw new InvalidInputError(`zstd-unchunk: ${this.ctx.input}: ${err.message}`);
       throw err;
@@ -271,6 +272,9 @@ class Unchunker {
   private payload(rec: ObjectRec, key: string): Buffer {
     const data = rec[PAYLOAD];
     if (!data) throw badRecord(this.ctx, rec, `object ${JSON.stringify(key)} has no data (a listing: fetch the objects with s3-get first)`);
+    // The record stays for messages; the data goes its own way (a chunk held back for the
+    // reorder waits on disk, not in memory).
+    delete rec[PAYLOAD];
     return data;
   }
 
@@ -292,10 +296,14 @@ class Unchunker {
     return this.opts.layout === 'fsp' ? 'rawSha256' : 'blocksSha256';
   }
 
-  private async submit(c: Chunk & { frame?: Buffer }, out: Encoder, data?: Buffer): Promise<void> {
-    const frame = data ?? c.frame!;
+  /** Queues a chunk's decompression, first writing out what is ready while the queue is full. */
+  private async *submit(c: Chunk & { frame: Buffer }, out: Encoder): AsyncGenerator<Buffer[]> {
+    const frame = c.frame;
     this.chunks++;
-    while (this.output.full) await this.output.flush(out);
+    while (this.output.full) {
+      await this.output.flush(out);
+      yield out.take();
+    }
     const rawSize = c.blockCount * BLOCK_SIZE;
     const key = JSON.stringify(c.rec.key);
     const fsp = this.opts.layout === 'fsp';
