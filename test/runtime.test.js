@@ -204,21 +204,29 @@ test('no output is lost at exit, even when the reader is slow to start', async (
   assert.strictEqual(stripped.stdout.toString(), expect.stdout.toString());
 });
 
-test('binary frames are not written to a terminal; a manifest is', async (t) => {
+test('binary frames are not written to a terminal, by a source, a transform or a pass-through stage; a manifest is', async (t) => {
   if (spawnSync('script', ['--version']).status !== 0) {
     t.skip('script(1) is not installed: no terminal to test with');
     return;
   }
   // script(1) runs the command with a terminal as its stdout and returns its status (-e).
+  const empty = path.join(work, 'empty.journal');
+  fs.writeFileSync(empty, '');
   const onTerminal = (cmd) => sh(`script -qec ${JSON.stringify(`PATH=${BIN}:$PATH; ${cmd}`)} /dev/null`);
-  for (const cmd of [`file-blocks ${img}`, `file-blocks ${img} | zstd-chunk`]) {
+  // The pass-through stages write frames only when their input has them: they stop at the
+  // first payload, before its record; the image has data in every block, so no block record
+  // may reach the terminal.
+  const passThrough = ['progress -q', `skip --done ${empty}`, 'shard -n 1 -i 0'];
+  for (const cmd of [`file-blocks ${img}`, `file-blocks ${img} | zstd-chunk`, ...passThrough.map((p) => `file-blocks ${img} | ${p}`)]) {
     const r = await onTerminal(cmd);
     assert.strictEqual(r.code, 2, describe(r));
     const out = r.stdout.toString();
     assert.match(out, /stdout is a terminal/, describe(r));
     assert.ok(!out.includes('"type":"block"'), `no records written${describe(r)}`);
   }
-  const r = await onTerminal(`file-blocks ${img} | strip | head -2`);
-  assert.strictEqual(r.code, 0, describe(r));
-  assert.match(r.stdout.toString(), /"type":"block"/, describe(r));
+  for (const cmd of [`file-blocks ${img} | strip | head -2`, ...passThrough.map((p) => `file-blocks ${img} | strip | ${p} | head -2`)]) {
+    const r = await onTerminal(cmd);
+    assert.strictEqual(r.code, 0, describe(r));
+    assert.match(r.stdout.toString(), /"type":"block"/, describe(r));
+  }
 });

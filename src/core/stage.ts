@@ -34,8 +34,12 @@ export type SourceBody = (out: Encoder) => AsyncIterable<Buffer[]>;
 export interface StageOptions {
   /** Input path or `-`; stdin when absent. */
   input?: string;
-  /** The stage writes binary payloads: refuse a terminal on stdout. */
-  frames?: boolean;
+  /**
+   * The stage writes binary payloads: refuse a terminal on stdout. 'passed-on': it writes the
+   * payloads its input carries, if any, so a manifest may go to a terminal but a stream of
+   * frames is refused before its first payload (and the record line before it) is written.
+   */
+  frames?: boolean | 'passed-on';
   decode?: Partial<DecodeOptions>;
 }
 
@@ -49,7 +53,13 @@ export async function transform(ctx: Context, opts: StageOptions, body: StageBod
     async function* (chunks: AsyncIterable<Buffer>) {
       const out = new Encoder();
       const records = decode(chunks, { command: ctx.command, source: input.name, ...opts.decode });
-      for await (const buffers of body(records, out)) yield* buffers;
+      const watchPayloads = opts.frames === 'passed-on' && process.stdout.isTTY === true;
+      for await (const buffers of body(records, out)) {
+        if (watchPayloads && out.payloadBytes > 0) {
+          throw new UsageError('stdout is a terminal and the stream carries binary frames: redirect it to a file or a pipe, or pipe it through strip');
+        }
+        yield* buffers;
+      }
       out.end();
       yield* out.take();
     },
@@ -86,8 +96,8 @@ export async function sink(ctx: Context, opts: StageOptions, consume: (records: 
   );
 }
 
-function refuseTerminal(ctx: Context, frames?: boolean): void {
-  if (frames && process.stdout.isTTY) {
+function refuseTerminal(ctx: Context, frames: StageOptions['frames']): void {
+  if (frames === true && process.stdout.isTTY) {
     throw new UsageError('stdout is a terminal: redirect it to a file or a pipe (this command writes binary frames)');
   }
 }

@@ -115,7 +115,7 @@ export const main = command({
     };
     let nextAt = meter.start + everyMs;
     try {
-      await transform(ctx, { input: args._[0] }, async function* (batches, out) {
+      await transform(ctx, { input: args._[0], frames: 'passed-on' }, async function* (batches, out) {
         for await (const batch of batches) {
           for (const rec of batch) {
             meter.add(rec);

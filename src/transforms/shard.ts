@@ -57,7 +57,7 @@ export const main = command({
     if (args.index === undefined) throw new UsageError('-i I is required');
     const shards = intFlag(args, 'shards', 1, 1, 2 ** 31);
     const index = intFlag(args, 'index', 0, 0, shards - 1);
-    await transform(ctx, { input: args._[0] }, async function* (batches, out) {
+    await transform(ctx, { input: args._[0], frames: 'passed-on' }, async function* (batches, out) {
       for await (const batch of batches) {
         for (const rec of batch) {
           const shard = shardOf(rec, shards);

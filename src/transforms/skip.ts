@@ -53,7 +53,7 @@ export const main = command({
     let skippedBlocks = 0;
     let skippedObjects = 0;
     let passed = 0;
-    await transform(ctx, { input: args._[0] }, async function* (batches, out) {
+    await transform(ctx, { input: args._[0], frames: 'passed-on' }, async function* (batches, out) {
       for await (const batch of batches) {
         for (const rec of batch) {
           if (done.isDone(rec)) {
