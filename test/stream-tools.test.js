@@ -265,6 +265,70 @@ test('shard: frames keep their payloads; -n 1 is the identity', async () => {
   assert.deepStrictEqual(lines(r.stdout).map((x) => x.type), ['volume', 'end'], describe(r));
 });
 
+/** A bash script that runs the pipelines in parallel and fails if any of them fails. */
+function inParallel(pipelines) {
+  return `pids=()\n${pipelines.map((p) => `${p} &\npids+=($!)`).join('\n')}\nfor pid in "\${pids[@]}"; do wait $pid || exit 1; done`;
+}
+
+/** A sparse image of 200 blocks and a bit, with data in four of its 64-block groups. */
+function spreadImage() {
+  const file = path.join(work, 'spread.img');
+  const size = 200 * BLOCK + 1000;
+  const fd = fs.openSync(file, 'w');
+  for (const [first, count] of [[0, 10], [70, 6], [130, 11], [199, 1]]) fs.writeSync(fd, crypto.randomBytes(count * BLOCK), 0, count * BLOCK, first * BLOCK);
+  fs.ftruncateSync(fd, size);
+  fs.closeSync(fd);
+  return { file, size };
+}
+
+test('shard (usage example): parallel chunking into the fsp layout restores the image', async () => {
+  const { file, size } = spreadImage();
+  const store = path.join(work, 'fsp-store');
+  const journals = [0, 1].map((i) => path.join(work, `fsp.${i}.journal`));
+  const shards = journals.map(
+    (j, i) => `file-blocks ${file} | shard -n 2 -i ${i} | zstd-chunk --layout fsp --snapshot-id snap-0123456789abcdef0 | s3-put ${store} > ${j}`,
+  );
+  await ok(inParallel(shards));
+  // Each shard wrote chunks of its own groups only, and between them every chunk.
+  const written = journals.map((j) => lines(fs.readFileSync(j)).filter((x) => x.type === 'object'));
+  written.forEach((objects, i) => {
+    assert.ok(objects.length > 0, `shard ${i} wrote chunks`);
+    for (const o of objects) assert.strictEqual(Math.floor(o.firstBlock / 64) % 2, i, o.key);
+  });
+  const out = path.join(work, 'fsp-restored.img');
+  await ok(`s3-list ${store} | s3-get | zstd-unchunk --layout fsp --size ${size} | file-write ${out} && cmp ${file} ${out}`);
+});
+
+test('shard (usage example): parallel object copies make the same store', async () => {
+  const { file } = spreadImage();
+  const [source, mirror] = ['copy-source', 'copy-mirror'].map((d) => path.join(work, d));
+  await ok(`file-blocks ${file} | zstd-chunk | s3-put ${source} > /dev/null`);
+  const copies = [0, 1, 2].map((i) => `s3-list ${source} | shard -n 3 -i ${i} | s3-get | s3-put ${mirror} > ${work}/copy.${i}.journal`);
+  await ok(inParallel(copies));
+  const listing = async (store) => lines((await ok(`s3-list ${store}`)).stdout).filter((x) => x.type === 'object').map((x) => `${x.key} ${x.sha256}`);
+  assert.deepStrictEqual(await listing(mirror), await listing(source));
+  const copied = [0, 1, 2].flatMap((i) => lines(fs.readFileSync(`${work}/copy.${i}.journal`)).filter((x) => x.type === 'object').map((x) => x.key));
+  assert.strictEqual(new Set(copied).size, copied.length, 'each object copied by one shard only');
+  const out = path.join(work, 'copy-restored.img');
+  await ok(`s3-list ${mirror} | s3-get | zstd-unchunk | file-write ${out} && cmp ${file} ${out}`);
+});
+
+test('shard: a sharded default-layout chunking is refused at restore; the documented unsharded run repairs volume.json', async () => {
+  const { file } = spreadImage();
+  const store = path.join(work, 'sharded-default');
+  const journals = [0, 1].map((i) => path.join(work, `default.${i}.journal`));
+  await ok(inParallel(journals.map((j, i) => `file-blocks ${file} | shard -n 2 -i ${i} | zstd-chunk | s3-put ${store} > ${j}`)));
+  const out = path.join(work, 'sharded-default.img');
+  const refused = await sh(`s3-list ${store} | s3-get | zstd-unchunk | file-write ${out}`);
+  assert.strictEqual(refused.statuses[2], 5, describe(refused));
+  assert.ok(!fs.existsSync(out), 'nothing restored');
+  const done = journals.map((j) => `--done ${j}`).join(' ');
+  const counted = journals.map((j) => `--journal ${j}`).join(' ');
+  const repair = await ok(`file-blocks ${file} | skip ${done} | zstd-chunk ${counted} | s3-put ${store}`);
+  assert.deepStrictEqual(lines(repair.stdout).filter((x) => x.type === 'object').map((x) => x.key), ['volume.json'], describe(repair));
+  await ok(`s3-list ${store} | s3-get | zstd-unchunk | file-write ${out} && cmp ${file} ${out}`);
+});
+
 test('shard: bad -n / -i are usage errors; a block without an index is invalid input', async () => {
   for (const args of ['-n 2', '-i 0', '-n 2 -i 2', '-n 0 -i 0', '-n x -i 0']) {
     const r = await sh(`shard ${args} < /dev/null`);

@@ -17,6 +17,18 @@ The assignment is fixed and will not change between versions:
            (offset basis 2166136261, prime 16777619)
 Volume headers and records of other types go to every shard.
 
+Shard only work whose outputs do not depend on each other: copying objects (s3-get |
+s3-put), or chunking into the fsp layout, which has no index object. Do not shard a
+default-layout zstd-chunk: each shard's zstd-chunk writes its own volume.json, counting only
+its own chunks, to the same key; whichever finishes last wins, and a restore refuses the
+store (status 5). zstd-chunk already compresses on every CPU (-j). After such a run, one
+unsharded run that skips every chunk writes a volume.json that counts them all (it reads the
+source again but writes no chunk):
+  file-blocks disk.img | skip --done put.0.journal --done put.1.journal |
+    zstd-chunk --journal put.0.journal --journal put.1.journal | s3-put /backups/disk
+Nor is a listing of a default-layout store sharded into zstd-unchunk: volume.json, the header
+every chunk needs, falls into one shard only.
+
 Options:
   -n, --shards N  the number of shards, 1 or more
   -i, --index I   the shard to keep, 0 to N-1
@@ -24,9 +36,12 @@ Options:
 
 Examples:
   for i in 0 1 2 3; do
-    file-blocks disk.img | shard -n 4 -i $i | zstd-chunk | s3-put /backups/disk > put.$i.journal &
+    s3-list s3://bkt/data | shard -n 4 -i $i | s3-get | s3-put /mirror/data > copy.$i.journal &
   done; wait
-  s3-list s3://bkt/data | shard -n 2 -i 1 | s3-get | s3-put /mirror/data
+  for i in 0 1; do
+    file-blocks disk.img | shard -n 2 -i $i |
+      zstd-chunk --layout fsp --snapshot-id snap-0123456789abcdef0 | s3-put s3://bkt > put.$i.journal &
+  done; wait
 
 ${EXIT_STATUS_TEXT}
 `;
