@@ -1,7 +1,7 @@
 // Every command of the toolkit, with its one-line summary for `sluice --help`.
 export interface CommandEntry {
   name: string;
-  kind: 'sources' | 'transforms' | 'sinks';
+  kind: 'sources' | 'transforms' | 'sinks' | 'servers';
   summary: string;
 }
 
@@ -18,4 +18,5 @@ export const COMMANDS: CommandEntry[] = [
   { name: 'file-write', kind: 'sinks', summary: 'write blocks to files or devices at their offsets' },
   { name: 's3-put', kind: 'sinks', summary: 'write object frames to a store URL; print what was written' },
   { name: 'count', kind: 'sinks', summary: 'count records, blocks, bytes and non-zero bytes' },
+  { name: 'ebs-emulator', kind: 'servers', summary: 'an EBS Direct API server (and EC2 DescribeSnapshots) for tests and rehearsals' },
 ];

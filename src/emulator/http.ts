@@ -1,0 +1,85 @@
+// Request and response mechanics shared by the handlers.
+import { createHash } from 'node:crypto';
+import { IncomingMessage, ServerResponse } from 'node:http';
+import { ApiError, invalid } from './errors';
+
+export function sendJson(res: ServerResponse, status: number, body: string, headers: Record<string, string | number> = {}): void {
+  if (res.destroyed) return;
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), ...headers });
+  res.end(body);
+}
+
+export function sendError(res: ServerResponse, err: ApiError): void {
+  const body: Record<string, string> = { message: err.message };
+  if (err.reason) body.Reason = err.reason;
+  sendJson(res, err.status, JSON.stringify(body), { 'x-amzn-errortype': err.type });
+}
+
+/** The whole body, refused beyond `limit` bytes. */
+export function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (c: Buffer) => {
+      size += c.length;
+      if (size > limit) {
+        reject(invalid('INVALID_PARAMETER_VALUE', `The request body is larger than ${limit} bytes.`));
+        req.destroy();
+        return;
+      }
+      chunks.push(c);
+    });
+    req.on('end', () => resolve(chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, size)));
+    req.on('error', reject);
+  });
+}
+
+/** A block body read into one buffer and hashed on the way in (one pass over the bytes). */
+export function readBlockBody(req: IncomingMessage, limit: number): Promise<{ data: Buffer; sha: Buffer }> {
+  return new Promise((resolve, reject) => {
+    const declared = Number(req.headers['content-length']);
+    const data = Buffer.allocUnsafe(Number.isInteger(declared) && declared >= 0 && declared <= limit ? declared : limit);
+    const hash = createHash('sha256');
+    let size = 0;
+    req.on('data', (c: Buffer) => {
+      if (size + c.length > data.length) {
+        reject(invalid('INVALID_PARAMETER_VALUE', `The block data is longer than ${data.length} bytes.`));
+        req.destroy();
+        return;
+      }
+      c.copy(data, size);
+      hash.update(c);
+      size += c.length;
+    });
+    req.on('end', () => resolve({ data: data.subarray(0, size), sha: hash.digest() }));
+    req.on('error', reject);
+  });
+}
+
+/** A JSON object body, or a ValidationException. */
+export function parseJsonObject(body: Buffer): Record<string, unknown> {
+  if (body.length === 0) return {};
+  let value: unknown;
+  try {
+    value = JSON.parse(body.toString('utf8'));
+  } catch {
+    throw invalid('INVALID_PARAMETER_VALUE', 'The request body is not valid JSON.');
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw invalid('INVALID_PARAMETER_VALUE', 'The request body must be a JSON object.');
+  return value as Record<string, unknown>;
+}
+
+/** An optional whole-number parameter (header or query), or a ValidationException naming it. */
+export function wholeParam(name: string, raw: string | string[] | undefined | null, min: number, max: number): number | undefined {
+  if (raw === undefined || raw === null) return undefined;
+  const text = Array.isArray(raw) ? raw[0] : raw;
+  if (!/^[0-9]+$/.test(text) || Number(text) < min || Number(text) > max) {
+    throw invalid('INVALID_PARAMETER_VALUE', `${name} must be a whole number between ${min} and ${max}, got ${JSON.stringify(text)}.`);
+  }
+  return Number(text);
+}
+
+/** Epoch seconds, the rest-json timestamp form the service uses. */
+export function epochSeconds(ms: number): number {
+  return ms / 1000;
+}
