@@ -6,7 +6,8 @@ const assert = require('node:assert');
 const { initDigest, LineDigest } = require('../dist/core/digest.js');
 const { Decoder, decode } = require('../dist/core/decode.js');
 const { Encoder } = require('../dist/core/encode.js');
-const { PAYLOAD, LINE } = require('../dist/core/records.js');
+const { PAYLOAD, LINE, SOURCE } = require('../dist/core/records.js');
+const { LineScanner } = require('../dist/core/line-scan.js');
 const { IncompleteInputError, InvalidInputError } = require('../dist/core/errors.js');
 
 const OPTS = { command: 'codec-test', source: 'stdin' };
@@ -409,4 +410,185 @@ test('records read and written again give the same bytes and trailer', () => {
     second.map((r) => r[PAYLOAD] && r[PAYLOAD].toString('hex')),
     records.map((r) => r[PAYLOAD] && r[PAYLOAD].toString('hex')),
   );
+});
+
+// Lines a stage passes on unchanged (DecodeOptions.passLines) are checked by LineScanner instead
+// of JSON.parse. It may leave any line to JSON.parse, but must never vouch for a line that
+// JSON.parse refuses, or give a type other than JSON.parse's.
+
+/** What LineScanner says of a line, next to what JSON.parse does with it. */
+function scanAndParse(scanner, line) {
+  const buf = Buffer.isBuffer(line) ? line : Buffer.from(line);
+  // Framed by other bytes, as lines are inside a chunk: the scanner must keep to [start, end).
+  const framed = Buffer.concat([Buffer.from('{"x":'), buf, Buffer.from('\n"]}')]);
+  const type = scanner.type(framed, 5, 5 + buf.length);
+  let parsed;
+  let error;
+  try {
+    parsed = JSON.parse(buf.toString('utf8'));
+  } catch (err) {
+    error = err;
+  }
+  return { type, parsed, error };
+}
+
+/** Fails unless the scanner's answer agrees with JSON.parse (undefined always does). */
+function assertScanAgrees(scanner, line) {
+  const { type, parsed, error } = scanAndParse(scanner, line);
+  if (type === undefined) return false;
+  const shown = JSON.stringify(Buffer.isBuffer(line) ? line.toString('latin1') : line);
+  assert.strictEqual(error, undefined, `the scanner took a line JSON.parse refuses: ${shown}`);
+  assert.ok(typeof parsed === 'object' && parsed !== null && !Array.isArray(parsed), `not an object: ${shown}`);
+  assert.strictEqual(parsed.type, type, `type of ${shown}`);
+  assert.ok(!Object.hasOwn(parsed, 'len') && !Object.hasOwn(parsed, 'format'), `len or format in ${shown}`);
+  return true;
+}
+
+const SCANNED = [
+  '{"type":"block","index":0,"sha256":"jC34/gDKOR0ioNuQYs7zuZkNvsGGpKRCDCb0oOi4/V4="}',
+  '{"type":"block","index":7,"sha256":"B4VNL+8pega6gWheZgwzLeNtXRjVRpJ9MNqtbX/aFUE=","zero":true}',
+  '{"type":"object","key":"a/b c.txt","size":123,"mtime":"2024-01-02T03:04:05.000Z","etag":"\\"abc\\""}',
+  '{"type":"object","key":"clé/日本","size":0,"tags":[{"a":1},{"b":[{},[],null]}],"meta":{}}',
+  ' \t{ "type" : "x" , "n" : -0.5e+10 , "m" : [ 1 , 2.0 , -3E-2 , true , false , null ] } \r',
+  '{"type":"x","s":"\\u00e9\\n\\t\\"\\\\\\/\\b\\f\\r","e":[]}',
+  '{"type":"first","type":"second"}',
+  '{"sub":{"type":7,"len":3,"format":2},"type":"t"}',
+];
+
+test('the line scanner gives the type of ordinary lines, as JSON.parse would', () => {
+  const scanner = new LineScanner();
+  for (const line of SCANNED) assert.ok(assertScanAgrees(scanner, line), `expected the scanner to take ${line}`);
+  assert.strictEqual(scanAndParse(scanner, SCANNED[6]).type, 'second', 'the last of two keys wins, as in JSON.parse');
+  // Invalid UTF-8 in a string is what JSON.parse sees as U+FFFD: valid either way.
+  assert.ok(assertScanAgrees(scanner, Buffer.concat([Buffer.from('{"type":"o","k":"'), Buffer.from([0xff, 0xc3, 0x80, 0xe2]), Buffer.from('"}')])));
+});
+
+test('the line scanner leaves to JSON.parse every line it is not sure of', () => {
+  const scanner = new LineScanner();
+  const refused = [
+    '', ' ', '{}', '[]', '[{"type":"x"}]', '"x"', '42', 'null', '{"type":"x"', '{"type":"x"}}', '{"type":"x"} x',
+    '{"type":"x",}', '{"type":"x",,"a":1}', '{,"type":"x"}', '{"type" "x"}', '{"type":"x" "a":1}', '{type:"x"}',
+    "{'type':'x'}", '{"type":"x","a":01}', '{"type":"x","a":1.}', '{"type":"x","a":.5}', '{"type":"x","a":+1}',
+    '{"type":"x","a":-}', '{"type":"x","a":1e}', '{"type":"x","a":0x10}', '{"type":"x","a":tru}', '{"type":"x","a":nul}',
+    '{"type":"x","a":True}', '{"type":"x","a":NaN}', '{"type":"x","a":[1,]}', '{"type":"x","a":[,1]}', '{"type":"x","a":{"b"}}',
+    '{"type":"x","a":"\\x"}', '{"type":"x","a":"\\u12"}', '{"type":"x","a":"\\u12g4"}', '{"type":"x","a":"tab\there"}',
+    '{"type":"x","a":"\u0001"}', '\u00a0{"type":"x"}', '\ufeff{"type":"x"}', '{"type":"x"}\u00a0', '{"type":"x"}\v',
+    // Valid, but the decoder needs JSON.parse for these: no type, an odd type, len, format, escaped keys, deep nesting.
+    '{"index":1}', '{"type":""}', '{"type":7}', '{"type":null}', '{"type":["x"]}', '{"type":"\\u0078"}', '{"type":"é"}',
+    '{"type":"x","len":0}', '{"type":"volume","format":1}', '{"t\\u0079pe":"x"}', '{"type":"x","l\\u0065n":5}',
+    '{"type":"x","d":' + '['.repeat(40) + ']'.repeat(40) + '}',
+  ];
+  for (const line of refused) {
+    assert.strictEqual(scanAndParse(scanner, line).type, undefined, `expected the scanner to leave ${JSON.stringify(line)} to JSON.parse`);
+  }
+});
+
+test('the line scanner never takes a line JSON.parse refuses: 200,000 mutated lines', () => {
+  const scanner = new LineScanner();
+  const next = random(2024);
+  const pick = (n) => Math.floor(next() * n);
+  // Bytes that matter to JSON's grammar, and some that must never appear outside strings.
+  const alphabet = Buffer.from('{}[]",:\\ \t\r0123456789.-+eEtrufalsnbxy/\u00e9');
+  const extra = [0x00, 0x0b, 0x1f, 0x7f, 0x80, 0xc3, 0xff];
+  const seeds = SCANNED.map((line) => Buffer.from(line));
+  let taken = 0;
+  let valid = 0;
+  for (let n = 0; n < 200000; n++) {
+    let line = seeds[pick(seeds.length)];
+    for (let edits = 1 + pick(3); edits > 0; edits--) {
+      const at = pick(line.length + 1);
+      const byte = next() < 0.9 ? alphabet[pick(alphabet.length)] : extra[pick(extra.length)];
+      const kind = pick(4);
+      if (kind === 0) line = Buffer.concat([line.subarray(0, at), Buffer.from([byte]), line.subarray(at)]);
+      else if (kind === 1) line = Buffer.concat([line.subarray(0, at), line.subarray(at + 1)]);
+      else if (kind === 2 && at < line.length) line = Buffer.concat([line.subarray(0, at), Buffer.from([byte]), line.subarray(at + 1)]);
+      else line = Buffer.concat([line.subarray(0, at), line.subarray(pick(line.length), pick(line.length + 1)), line.subarray(at)]);
+    }
+    if (line.includes(0x0a)) continue;
+    if (assertScanAgrees(scanner, line)) taken++;
+    if (scanAndParse(scanner, line).error === undefined) valid++;
+  }
+  // The comparison means something only if many mutants were valid and taken.
+  assert.ok(taken > 10000 && valid > taken, `taken ${taken}, valid ${valid}`);
+});
+
+// MIXED plus lines that JSON.stringify would write differently: passed on, they keep their bytes.
+const ODD_LINES = [
+  ' { "type" : "block" , "index" : 1.50e1 , "sha256" : "x" } ',
+  '{"type":"object","key":"\\u00e9t\\u00e9","size":1e400,"big":12345678901234567890}',
+  '{"type":"block","index":2,"index":3}',
+];
+
+test('passLines: lines come out as they went in, for any chunking', () => {
+  const parts = [...MIXED_PARTS.slice(0, -1), ...ODD_LINES, ...MIXED_PARTS.slice(-1)];
+  const input = stream(parts);
+  const want = decodeChunks([input]).records.map((r) => [r.type, r[LINE]]);
+  const lines = parts.filter((p) => !p.payload).map((p) => Buffer.concat([Buffer.from(p), Buffer.from('\n')]));
+  const chunkings = [
+    [input],
+    Array.from({ length: input.length }, (_, i) => input.subarray(i, i + 1)),
+    ...Array.from({ length: 60 }, (_, seed) => randomChunks(input, seed + 1, seed % 2 ? 9 : 300)),
+  ];
+  for (const chunks of chunkings) {
+    const { records, decoder } = decodeChunks(chunks, { passLines: true });
+    assert.deepStrictEqual(records.map((r) => [r.type, r[LINE]]), want);
+    assert.strictEqual(decoder.payloadBytes, 1 + 37 + 5 + 6 + 3000);
+    let passed = 0;
+    for (const rec of records) {
+      const source = rec[SOURCE];
+      if (!source) continue;
+      passed++;
+      assert.deepStrictEqual(Object.keys(rec), ['type'], 'a passed record has its type only');
+      // Checked after the whole input is read: a line that spanned chunks was copied aside.
+      assert.ok(source.bytes.subarray(source.start, source.end).equals(lines[rec[LINE] - 1]), `line ${rec[LINE]}`);
+    }
+    // Not passed: lines with len or format, or with an escaped key.
+    assert.strictEqual(passed, 9);
+  }
+});
+
+test('passLines: the encoder writes passed lines byte for byte between serialized ones', () => {
+  const parts = ['{"type":"volume","format":1}', ...ODD_LINES, '{"type":"block","index":9,"len":3}', { payload: Buffer.from('abc') }, ...ODD_LINES];
+  const input = stream(parts);
+  for (const chunks of [[input], randomChunks(input, 4, 20)]) {
+    const { records } = decodeChunks(chunks, { passLines: true });
+    const enc = new Encoder();
+    for (const rec of records) {
+      delete rec[PAYLOAD]; // what strip does
+      enc.push(rec);
+    }
+    enc.end();
+    const out = Buffer.concat(enc.take());
+    // The line that lost its payload is serialized again, without its len; every other line,
+    // and the trailer, are byte for byte those of a stream of the same lines.
+    const expected = stream([parts[0], ...ODD_LINES, '{"type":"block","index":9}', ...ODD_LINES]);
+    assert.strictEqual(out.toString('latin1'), expected.toString('latin1'));
+  }
+  // Consecutive lines of one chunk go out as one view of it, not a buffer per line.
+  const enc = new Encoder();
+  for (const rec of decodeChunks([stream(ODD_LINES)], { passLines: true }).records) enc.push(rec);
+  assert.strictEqual(enc.take().length, 1);
+  const withPayload = decodeChunks([stream(ODD_LINES)], { passLines: true }).records[0];
+  withPayload[PAYLOAD] = Buffer.from('x');
+  assert.throws(() => new Encoder().push(withPayload), /cannot take a payload/);
+});
+
+test('passLines: invalid lines get the same located errors as without it', () => {
+  const valid = ['{"type":"volume","format":1}', '{"type":"block","index":0}'];
+  const bad = ['[1,2,3]', '{"index":1}', '{"type":""}', '{"type":"block",}', '{"type":"block"} x', '{"type":"b","len":-1}', '{"type":"b","format":2}', '\u0000'];
+  for (const line of bad) {
+    const input = stream([...valid, line, ...valid]);
+    let expected;
+    try {
+      decodeChunks([input]);
+    } catch (err) {
+      expected = err.message;
+    }
+    assert.ok(expected, `${line} is refused`);
+    for (const chunks of [[input], randomChunks(input, 2, 7)]) {
+      assert.throws(() => decodeChunks(chunks, { passLines: true }), (err) => err instanceof InvalidInputError && err.message === expected, line);
+    }
+  }
+  const changed = Buffer.from(stream(valid).toString().replace('"index":0', '"index":1'));
+  throwsAt(() => decodeChunks([changed], { passLines: true }), InvalidInputError, 3, /digest/);
 });

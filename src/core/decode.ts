@@ -1,5 +1,6 @@
-import { FORMAT_VERSION, LINE, PAYLOAD, type EndRec, type Rec } from './records';
+import { FORMAT_VERSION, LINE, PAYLOAD, SOURCE, type EndRec, type Rec } from './records';
 import { LineDigest } from './digest';
+import { LineScanner } from './line-scan';
 import { IncompleteInputError, InvalidInputError } from './errors';
 
 export interface DecodeOptions {
@@ -16,6 +17,14 @@ export interface DecodeOptions {
    * journals of runs that were killed. The trailer is still checked when it is there.
    */
   allowIncomplete?: boolean;
+  /**
+   * For a stage that passes records on unchanged and reads nothing but their `type`. A line
+   * without a top-level "len" or "format" is checked (as strictly as JSON.parse, and for its
+   * string "type": src/core/line-scan.ts) but not built into an object: its record has only
+   * `type`, and its bytes under SOURCE, which the encoder writes as they were read. Every other
+   * line is parsed as usual.
+   */
+  passLines?: boolean;
 }
 
 export const DEFAULT_MAX_LINE = 1 << 20;
@@ -33,7 +42,9 @@ const LEN_KEY = Buffer.from('len"');
  * machinery around it.
  *
  * Speed: the lines of a chunk up to the next payload are decoded to one string and digested in
- * one call; each line is then parsed on its own, so every error names its exact line.
+ * one call; each line is then parsed on its own, so every error names its exact line. With
+ * `passLines`, lines are checked by a scanner on the bytes instead and only parsed when it
+ * cannot vouch for them.
  */
 export class Decoder {
   /** Number of the line being read (1-based), for messages. */
@@ -50,10 +61,12 @@ export class Decoder {
   private awaiting: Rec | undefined; // a record whose payload is still arriving
   private payload: Buffer | undefined;
   private payloadFilled = 0;
+  private readonly scanner: LineScanner | undefined;
 
   constructor(private readonly opts: DecodeOptions) {
     this.maxLine = opts.maxLine ?? DEFAULT_MAX_LINE;
     this.maxPayload = opts.maxPayload ?? DEFAULT_MAX_PAYLOAD;
+    if (opts.passLines) this.scanner = new LineScanner();
   }
 
   /** Parses one chunk, appending whole records to `out`. */
@@ -96,7 +109,7 @@ export class Decoder {
     // Bytes after a payload's line are the payload: the run of lines stops there.
     const key = chunk.subarray(pos, stop).indexOf(LEN_KEY);
     if (key !== -1) stop = chunk.indexOf(NEWLINE, pos + key) + 1;
-    return this.takeRun(chunk, pos, stop, out);
+    return this.scanner ? this.passRun(chunk, pos, stop, out) : this.takeRun(chunk, pos, stop, out);
   }
 
   /** Adds a chunk's first bytes to the line begun in earlier chunks. */
@@ -110,7 +123,9 @@ export class Decoder {
     this.appendPartial(chunk.subarray(pos, newline + 1));
     const length = this.partialLength;
     this.partialLength = 0;
-    this.takeRun(this.partial, 0, length, out);
+    // A passed-on line must outlive this buffer, which the next partial line overwrites.
+    if (this.scanner) this.passRun(Buffer.from(this.partial.subarray(0, length)), 0, length, out);
+    else this.takeRun(this.partial, 0, length, out);
     return newline + 1;
   }
 
@@ -145,33 +160,80 @@ export class Decoder {
       const rec = this.parse(text, from, newline);
       const next = newline + 1;
       if (rec.type === 'end') {
-        this.digest.update(bytes.subarray(start, this.byteOffset(bytes, start, text, from)));
-        this.checkTrailer(rec as EndRec);
-        if (next < text.length) this.fail('data after the end record', this.line + 1);
+        this.endRun(rec as EndRec, bytes, start, this.byteOffset(bytes, start, text, from), next < text.length);
         return stop;
       }
-      this.records++;
-      rec[LINE] = this.line;
-      if (typeof rec.format === 'number' && rec.format > FORMAT_VERSION) {
-        this.fail(`stream format ${rec.format} is newer than this reader (${FORMAT_VERSION})`);
+      if (this.admit(rec, out)) {
+        const payloadStart = next === text.length ? stop : this.byteOffset(bytes, start, text, next);
+        this.digest.update(bytes.subarray(start, payloadStart));
+        return payloadStart;
       }
-      const len = rec.len;
-      if (len === undefined || len === 0) {
-        out.push(rec);
-        from = next;
-        continue;
-      }
-      if (typeof len !== 'number' || !Number.isSafeInteger(len) || len < 0) this.fail(`"len" must be a non-negative integer, got ${JSON.stringify(len)}`);
-      if (len > this.maxPayload) this.fail(`payload of ${len} bytes is larger than the limit of ${this.maxPayload}`);
-      this.awaiting = rec;
-      this.payload = undefined;
-      this.payloadFilled = 0;
-      const payloadStart = next === text.length ? stop : this.byteOffset(bytes, start, text, next);
-      this.digest.update(bytes.subarray(start, payloadStart));
-      return payloadStart;
+      from = next;
     }
     this.digest.update(bytes.subarray(start, stop));
     return stop;
+  }
+
+  /**
+   * takeRun for a stage that passes lines on: a line the scanner vouches for becomes a record
+   * of its type and bytes; any other line is parsed. `bytes` must not change while its records
+   * are in use.
+   */
+  private passRun(bytes: Buffer, start: number, stop: number, out: Rec[]): number {
+    const scanner = this.scanner!;
+    let from = start;
+    while (from < stop) {
+      const newline = bytes.indexOf(NEWLINE, from);
+      const next = newline + 1;
+      this.line++;
+      const type = scanner.type(bytes, from, newline);
+      if (type !== undefined) {
+        this.records++;
+        out.push({ type, [LINE]: this.line, [SOURCE]: { bytes, start: from, end: next } });
+        from = next;
+        continue;
+      }
+      const text = bytes.toString('utf8', from, newline);
+      const rec = this.parse(text, 0, text.length);
+      if (rec.type === 'end') {
+        this.endRun(rec as EndRec, bytes, start, from, next < stop);
+        return stop;
+      }
+      if (this.admit(rec, out)) {
+        this.digest.update(bytes.subarray(start, next));
+        return next;
+      }
+      from = next;
+    }
+    this.digest.update(bytes.subarray(start, stop));
+    return stop;
+  }
+
+  /** Checks the trailer on the line that starts at `lineStart`, after digesting the lines before it. */
+  private endRun(rec: EndRec, bytes: Buffer, start: number, lineStart: number, more: boolean): void {
+    this.digest.update(bytes.subarray(start, lineStart));
+    this.checkTrailer(rec);
+    if (more) this.fail('data after the end record', this.line + 1);
+  }
+
+  /** Counts and checks a parsed record other than the trailer; returns true when a payload follows its line. */
+  private admit(rec: Rec, out: Rec[]): boolean {
+    this.records++;
+    rec[LINE] = this.line;
+    if (typeof rec.format === 'number' && rec.format > FORMAT_VERSION) {
+      this.fail(`stream format ${rec.format} is newer than this reader (${FORMAT_VERSION})`);
+    }
+    const len = rec.len;
+    if (len === undefined || len === 0) {
+      out.push(rec);
+      return false;
+    }
+    if (typeof len !== 'number' || !Number.isSafeInteger(len) || len < 0) this.fail(`"len" must be a non-negative integer, got ${JSON.stringify(len)}`);
+    if (len > this.maxPayload) this.fail(`payload of ${len} bytes is larger than the limit of ${this.maxPayload}`);
+    this.awaiting = rec;
+    this.payload = undefined;
+    this.payloadFilled = 0;
+    return true;
   }
 
   private parse(text: string, from: number, newline: number): Rec {

@@ -15,12 +15,27 @@ export const PAYLOAD: unique symbol = Symbol('payload');
 /** The input line a record was read from, for error messages. */
 export const LINE: unique symbol = Symbol('line');
 
+/**
+ * The bytes of the input line a record stands for, newline included: set by a decoder asked to
+ * pass lines on (DecodeOptions.passLines), for records it checked but did not build. Such a
+ * record has only its `type`, and the encoder writes these bytes instead of serializing it.
+ */
+export const SOURCE: unique symbol = Symbol('source');
+
+/** bytes[start, end): a line inside an input chunk, kept as offsets to spare a view per line. */
+export interface LineBytes {
+  bytes: Buffer;
+  start: number;
+  end: number;
+}
+
 export interface Rec {
   type: string;
   len?: number;
   [field: string]: unknown;
   [PAYLOAD]?: Buffer;
   [LINE]?: number;
+  [SOURCE]?: LineBytes;
 }
 
 export interface VolumeRec extends Rec {

@@ -23,7 +23,8 @@ export const main = command({
   usage: USAGE,
   positionals: { max: 1 },
   async run(args, ctx) {
-    await transform(ctx, { input: args._[0] }, async function* (batches, out) {
+    // strip reads nothing but payloads: a record without one goes out as the line it came in as.
+    await transform(ctx, { input: args._[0], decode: { passLines: true } }, async function* (batches, out) {
       for await (const batch of batches) {
         for (const rec of batch) {
           delete rec[PAYLOAD];
