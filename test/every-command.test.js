@@ -1,7 +1,7 @@
 'use strict';
 // Properties every command that reads a stream must have: bad input gets a one-line error with
-// its position and a non-zero status; a truncated upstream is refused with status 3 by every
-// committing sink, leaving nothing behind; `| head -1` ends every stage quietly with status 0.
+// its position and a non-zero status; a truncated upstream is refused with status 3, with no
+// trailer written on and nothing committed; `| head -1` ends every stage quietly with status 0.
 const test = require('node:test');
 const assert = require('node:assert');
 const fs = require('node:fs');
@@ -12,6 +12,7 @@ const { COMMANDS } = require('../dist/commands.js');
 const work = tmpdir();
 const img = path.join(work, 'disk.img');
 const journal = path.join(work, 'empty.journal');
+const store = path.join(work, 'store');
 
 // How to run each stream-reading command, reading stdin. OUT is replaced by a fresh path.
 const READERS = {
@@ -22,18 +23,30 @@ const READERS = {
   count: 'count',
   'zstd-chunk': 'zstd-chunk',
   'zstd-unchunk': 'zstd-unchunk',
-  's3-get': `s3-get ${work}/nostore`,
+  's3-get': `s3-get ${store}`,
   'file-write': 'file-write OUT',
   's3-put': 's3-put OUT',
 };
 
+// What each command reads when it is given a valid stream; a block stream unless said here.
+const chunks = `file-blocks ${img} | zstd-chunk`;
+const UPSTREAM = {
+  'zstd-unchunk': chunks,
+  's3-put': chunks,
+  's3-get': `s3-list ${store}`,
+};
+const upstream = (name) => UPSTREAM[name] ?? `file-blocks ${img}`;
+
+/** Stream readers are every command but the sources, and the servers, which read no stream. */
+const streamReaders = (commands) => commands.filter((c) => c.kind !== 'sources' && c.kind !== 'servers').map((c) => c.name);
+
 test.before(async () => {
-  await ok(`head -c 3000000 /dev/urandom > ${img} && truncate -s 4M ${img} && : > ${journal}`);
+  await ok(`head -c 3000000 /dev/urandom > ${img} && truncate -s 4M ${img} && : > ${journal} && ${chunks} | s3-put ${store} > /dev/null`);
 });
 
 test('every registered command that reads a stream is covered here', () => {
-  const readers = COMMANDS.filter((c) => c.kind !== 'sources').map((c) => c.name).sort();
-  assert.deepStrictEqual(Object.keys(READERS).sort(), readers);
+  assert.deepStrictEqual(Object.keys(READERS).sort(), streamReaders(COMMANDS).sort());
+  assert.deepStrictEqual(streamReaders([{ name: 'a-server', kind: 'servers' }, { name: 'a-sink', kind: 'sinks' }]), ['a-sink']);
 });
 
 let n = 0;
@@ -71,26 +84,26 @@ for (const [name, cmd] of Object.entries(READERS)) {
   });
 }
 
-for (const name of ['file-write', 's3-put']) {
-  test(`${name}: a truncated upstream is refused with status 3 and nothing committed`, async () => {
-    const out = outPath();
-    const chunk = name === 's3-put' ? ' | zstd-chunk' : '';
-    const r = await sh(`file-blocks ${img}${chunk} | head -c 1500000 | ${READERS[name].replace('OUT', out)}`);
-    assert.strictEqual(r.code, 3, describe(r));
-    assert.match(r.stderr, /without its end trailer/, describe(r));
-    if (name === 'file-write') {
-      assert.ok(!fs.existsSync(out), 'no file renamed into place');
-      const leftovers = fs.readdirSync(work).filter((f) => f.includes(path.basename(out)));
-      assert.deepStrictEqual(leftovers, [], 'no temporary file left');
-    }
-  });
-}
-
 for (const [name, cmd] of Object.entries(READERS)) {
-  if (['file-write', 's3-put', 'count'].includes(name)) continue;
+  test(`${name}: a truncated upstream is refused with status 3; no trailer written, nothing committed`, async () => {
+    const out = outPath();
+    const whole = await ok(`${upstream(name)} | wc -c`);
+    const cut = Math.floor(Number(whole.stdout.toString()) / 2);
+    const output = path.join(work, `stdout-${n}`);
+    const r = await sh(`${upstream(name)} | head -c ${cut} | ${cmd.replace('OUT', out)} > ${output}`);
+    assert.strictEqual(r.code, 3, describe(r));
+    assert.match(r.stderr, new RegExp(`^${name}: stdin:\\d+: input ended without its end trailer.*\\n$`), `one line naming the position${describe(r)}`);
+    assert.ok(!fs.readFileSync(output).includes('{"type":"end"'), `no trailer passed on${describe(r)}`);
+    if (name === 'count') assert.strictEqual(fs.statSync(output).size, 0, 'no count printed');
+    // s3-put may have stored whole chunks; the commit object is what must not be there.
+    const committed = name === 's3-put' ? path.join(out, 'volume.json') : out;
+    assert.ok(!fs.existsSync(committed), `nothing committed at ${committed}`);
+    const leftovers = fs.readdirSync(work).filter((f) => f !== path.basename(out) && f.includes(path.basename(out)));
+    assert.deepStrictEqual(leftovers, [], 'no temporary file left');
+  });
+
   test(`${name}: | head -1 ends every stage quietly with status 0`, async () => {
-    const upstream = name === 'zstd-unchunk' ? `file-blocks ${img} | zstd-chunk` : `file-blocks ${img}`;
-    const r = await sh(`${upstream} | ${cmd} | head -1 > /dev/null`);
+    const r = await sh(`${upstream(name)} | ${cmd.replace('OUT', outPath())} | head -1 > /dev/null`);
     assert.ok(r.statuses.every((s) => s === 0), describe(r));
     assert.strictEqual(r.stderr, '', describe(r));
   });
