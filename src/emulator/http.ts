@@ -15,45 +15,46 @@ export function sendError(res: ServerResponse, err: ApiError): void {
   sendJson(res, err.status, JSON.stringify(body), { 'x-amzn-errortype': err.type });
 }
 
-/** The whole body, refused beyond `limit` bytes. */
-export function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
+/** Past this a refused body is not drained to answer properly: the connection is cut. */
+const DRAIN_LIMIT = 64 << 20;
+
+/**
+ * Collects a body through `accept`; a body longer than `limit` is drained (so the client still
+ * gets its 400 answer on a healthy connection) and refused.
+ */
+function collect<T>(req: IncomingMessage, limit: number, accept: (chunk: Buffer, offset: number) => void, done: (size: number) => T): Promise<T> {
   return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
     let size = 0;
     req.on('data', (c: Buffer) => {
+      if (size + c.length <= limit) accept(c, size);
       size += c.length;
-      if (size > limit) {
-        reject(invalid('INVALID_PARAMETER_VALUE', `The request body is larger than ${limit} bytes.`));
-        req.destroy();
-        return;
-      }
-      chunks.push(c);
+      if (size > DRAIN_LIMIT) req.destroy();
     });
-    req.on('end', () => resolve(chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, size)));
+    req.on('end', () => (size > limit ? reject(invalid('INVALID_PARAMETER_VALUE', `The request body is longer than ${limit} bytes.`)) : resolve(done(size))));
     req.on('error', reject);
   });
 }
 
+/** The whole body, refused beyond `limit` bytes. */
+export function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  return collect(req, limit, (c) => chunks.push(c), (size) => (chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, size)));
+}
+
 /** A block body read into one buffer and hashed on the way in (one pass over the bytes). */
 export function readBlockBody(req: IncomingMessage, limit: number): Promise<{ data: Buffer; sha: Buffer }> {
-  return new Promise((resolve, reject) => {
-    const declared = Number(req.headers['content-length']);
-    const data = Buffer.allocUnsafe(Number.isInteger(declared) && declared >= 0 && declared <= limit ? declared : limit);
-    const hash = createHash('sha256');
-    let size = 0;
-    req.on('data', (c: Buffer) => {
-      if (size + c.length > data.length) {
-        reject(invalid('INVALID_PARAMETER_VALUE', `The block data is longer than ${data.length} bytes.`));
-        req.destroy();
-        return;
-      }
-      c.copy(data, size);
+  const declared = Number(req.headers['content-length']);
+  const data = Buffer.allocUnsafe(Number.isInteger(declared) && declared >= 0 && declared <= limit ? declared : limit);
+  const hash = createHash('sha256');
+  return collect(
+    req,
+    data.length,
+    (c, offset) => {
+      c.copy(data, offset);
       hash.update(c);
-      size += c.length;
-    });
-    req.on('end', () => resolve({ data: data.subarray(0, size), sha: hash.digest() }));
-    req.on('error', reject);
-  });
+    },
+    (size) => ({ data: data.subarray(0, size), sha: hash.digest() }),
+  );
 }
 
 /** A JSON object body, or a ValidationException. */

@@ -18,8 +18,9 @@ export type QuotaName = keyof typeof QUOTA_DEFAULTS;
 export const QUOTA_NAMES = Object.keys(QUOTA_DEFAULTS) as QuotaName[];
 
 /**
- * A bucket holding at most 20 ms worth of requests: a flood is then accepted at the quota
- * within about 2 % over any second, while a client keeping under the rate is never refused.
+ * A bucket holding a tenth of a second's worth of requests (at least 5, or half the rate): a
+ * flood is accepted at the quota, with at most that burst on top, and a client whose requests
+ * arrive unevenly (a few quick Starts, two Lists in a row) is not refused below the rate.
  */
 class Bucket {
   private tokens: number;
@@ -28,7 +29,7 @@ class Bucket {
     this.tokens = this.capacity();
   }
   private capacity(): number {
-    return Math.max(1, this.rate / 50);
+    return Math.max(1, this.rate / 10, Math.min(this.rate / 2, 5));
   }
   setRate(rate: number): void {
     this.rate = rate;
