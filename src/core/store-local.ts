@@ -3,12 +3,20 @@
 //
 // Keys map to paths by the rule in store-local-keys.ts.
 //
-// Checksums. A put computes the MD5 (the ETag, as S3 gives it for a single-part upload) and the
-// SHA-256 of the data and keeps them in a small JSON sidecar beside the file, so a listing has
-// ETags without reading data, and a get can prove that the bytes are still those written (a
-// recomputed checksum would only describe whatever the file now holds). A missing sidecar (a
-// crash mid-put, a file copied in by hand) means "checksums unknown", never a wrong checksum.
-import { createHash, randomBytes } from 'node:crypto';
+// Checksums. A put computes the SHA-256 of the data (in one pass, on this thread while the
+// thread pool writes the same bytes) and keeps it in a small JSON sidecar beside the file, so a
+// listing has checksums without reading data, and a get can prove that the bytes are still those
+// written (a recomputed checksum would only describe whatever the file now holds). The ETag is
+// the SHA-256 in hex: an MD5 as well would be a second pass over every object (about twice the
+// SHA-256's cost with SHA-NI), and ETags are opaque (store.ts). Sidecars written with an MD5
+// ETag by earlier versions stay valid. A missing sidecar (a crash mid-put, a file copied in by
+// hand) means "checksums unknown", never a wrong checksum.
+//
+// Durability. The data is flushed (fdatasync) before its file is renamed into place, and then
+// the folder, whose entry makes the object exist, and the parents of folders the put created.
+// A put with `batch` leaves the folders to flush(), which flushes each once for all the puts
+// before it: s3-put calls it before journaling objects and before a commit object.
+import { randomBytes } from 'node:crypto';
 import { constants, lstat, promises as fsp, readFile, type Stats } from 'node:fs';
 import path from 'node:path';
 import { sha256b64 } from './digest';
@@ -30,6 +38,11 @@ import {
 const DEFAULT_PAGE = 1000;
 // Stats and sidecar reads in flight while describing a page.
 const DESCRIBE_JOBS = 16;
+// Folder flushes in flight; the thread pool has 4 threads by default.
+const SYNC_JOBS = 4;
+// Folders known to exist, to skip a mkdir per put; forgotten past this many (any entry may be
+// stale: a folder deleted since is made again when a temporary file cannot be opened in it).
+const KNOWN_FOLDERS = 10000;
 // Errors of a busy or briefly exhausted system, worth retrying; all else is permanent.
 const TRANSIENT = new Set(['EAGAIN', 'EBUSY', 'EINTR', 'EMFILE', 'ENFILE', 'ETIMEDOUT']);
 
@@ -44,6 +57,9 @@ interface Meta {
 export class LocalStore implements ObjectStore {
   readonly url: string;
   private readonly locks = new Map<string, Promise<void>>();
+  private readonly folders = new Set<string>();
+  /** Folders whose entries puts with `batch` changed and flush() has not flushed yet. */
+  private readonly unflushed = new Set<string>();
 
   constructor(readonly root: string) {
     this.url = root;
@@ -86,23 +102,30 @@ export class LocalStore implements ObjectStore {
 
   async put(key: string, data: Uint8Array, opts: PutOptions = {}): Promise<PutResult> {
     const file = this.pathOf(key);
-    const sha256 = sha256b64(data);
-    if (opts.sha256 !== undefined && opts.sha256 !== sha256) {
-      throw new IntegrityError(`${this.root}: object ${JSON.stringify(key)}: the data's SHA-256 is ${sha256}, expected ${opts.sha256}; nothing was stored`);
-    }
-    const etag = `"${createHash('md5').update(data).digest('hex')}"`;
-    const meta: Meta = { size: data.length, etag, sha256 };
-    if (opts.storageClass !== undefined) meta.storageClass = opts.storageClass;
-    if (opts.metadata !== undefined) meta.metadata = opts.metadata;
+    let sha256 = '';
+    // Checked while the data is being written: a temporary file never counts as stored, and a
+    // mismatch removes it before anything is renamed into place.
+    const hashAndCheck = () => {
+      sha256 = sha256b64(data);
+      if (opts.sha256 !== undefined && opts.sha256 !== sha256) {
+        throw new IntegrityError(`${this.root}: object ${JSON.stringify(key)}: the data's SHA-256 is ${sha256}, expected ${opts.sha256}; nothing was stored`);
+      }
+    };
     const dir = path.dirname(file);
     const metaFile = path.join(dir, META + path.basename(file));
+    let folders: string[] = [];
     await this.locked(key, async () => {
-      const temp = await this.writeTemp(key, dir, data);
+      const written = await this.writeTemp(key, dir, data, true, hashAndCheck);
+      folders = written.folders;
+      const temp = written.temp;
+      const meta: Meta = { size: data.length, etag: etagOf(sha256), sha256 };
+      if (opts.storageClass !== undefined) meta.storageClass = opts.storageClass;
+      if (opts.metadata !== undefined) meta.metadata = opts.metadata;
       let metaTemp: string | undefined;
       try {
         // Not flushed on its own: a sidecar lost in a crash reads as empty or unparsable, which
-        // means "checksums unknown", never a wrong checksum. The directory flush below covers it.
-        metaTemp = await this.writeTemp(key, dir, Buffer.from(JSON.stringify(meta) + '\n'), false);
+        // means "checksums unknown", never a wrong checksum. The folder's flush covers it.
+        metaTemp = (await this.writeTemp(key, dir, Buffer.from(JSON.stringify(meta) + '\n'), false)).temp;
         // No moment shows new data with the old sidecar: between the two renames the object
         // has no sidecar, which means "checksums unknown".
         await fsp.unlink(metaFile).catch((err) => {
@@ -118,11 +141,34 @@ export class LocalStore implements ObjectStore {
         if (metaTemp) await fsp.unlink(metaTemp).catch(() => {});
         throw err instanceof StoreError ? err : this.fsError(err, key, 'storing');
       }
-      await syncDirectory(dir).catch((err) => {
-        throw this.fsError(err, key, 'flushing the directory of');
-      });
+      if (!opts.batch) {
+        await this.syncFolders(folders).catch((err) => {
+          throw this.fsError(err, key, 'flushing the folder of');
+        });
+      }
     });
-    return { etag, sha256 };
+    // Marked only once stored: a flush() must not report as durable a put still under way.
+    if (opts.batch) for (const d of folders) this.unflushed.add(d);
+    return { etag: etagOf(sha256), sha256 };
+  }
+
+  async flush(): Promise<void> {
+    const folders = [...this.unflushed];
+    this.unflushed.clear();
+    await this.syncFolders(folders).catch((err) => {
+      for (const d of folders) this.unflushed.add(d);
+      throw this.fsError(err, undefined, 'flushing');
+    });
+  }
+
+  /** Flushes folders' entries to disk, several at once (each waits on the disk's journal). */
+  private async syncFolders(folders: string[]): Promise<void> {
+    await eachLimited(folders, SYNC_JOBS, (d) =>
+      syncDirectory(d).catch((err) => {
+        // Deleted since: none of the objects it held remain to be kept.
+        if (errorCode(err) !== 'ENOENT') throw err;
+      }),
+    );
   }
 
   async delete(keys: string[]): Promise<void> {
@@ -202,35 +248,58 @@ export class LocalStore implements ObjectStore {
     }
   }
 
-  /** Writes data to a new temporary file in `dir` (made if needed), flushed to disk if `durable`. */
-  private async writeTemp(key: string, dir: string, data: Uint8Array, durable = true): Promise<string> {
+  /**
+   * Writes data to a new temporary file in `dir` (made if needed) with one write system call,
+   * flushed to disk if `durable`; `meanwhile` runs on this thread while the thread pool writes,
+   * and its throwing removes the file. Gives the file and the folders whose entries the put
+   * changes: `dir`, and the parent of every folder it made.
+   */
+  private async writeTemp(key: string, dir: string, data: Uint8Array, durable: boolean, meanwhile?: () => void): Promise<{ temp: string; folders: string[] }> {
     for (let attempt = 0; ; attempt++) {
-      await this.makeFolders(key, dir);
+      const folders = await this.makeFolders(key, dir);
       const temp = path.join(dir, TEMP + randomBytes(8).toString('hex'));
       let handle: fsp.FileHandle;
       try {
         handle = await fsp.open(temp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o666);
       } catch (err) {
         // A delete emptied and removed the folder in between: make it again.
-        if (errorCode(err) === 'ENOENT' && attempt < 3) continue;
+        if (errorCode(err) === 'ENOENT' && attempt < 3) {
+          this.folders.delete(dir);
+          continue;
+        }
         throw this.fsError(err, key, 'storing');
       }
+      const writing = writeAll(handle, data);
       try {
-        await handle.writeFile(data);
-        if (durable) await handle.sync();
+        try {
+          meanwhile?.();
+        } finally {
+          // Settled either way before the file is closed or removed.
+          await writing.catch((err) => {
+            throw this.fsError(err, key, 'storing');
+          });
+        }
+        if (durable) {
+          await handle.datasync().catch((err) => {
+            throw this.fsError(err, key, 'flushing');
+          });
+        }
         await handle.close();
       } catch (err) {
         await handle.close().catch(() => {});
         await fsp.unlink(temp).catch(() => {});
-        throw this.fsError(err, key, 'storing');
+        throw err instanceof StoreError || err instanceof IntegrityError ? err : this.fsError(err, key, 'storing');
       }
-      return temp;
+      return { temp, folders };
     }
   }
 
-  private async makeFolders(key: string, dir: string): Promise<void> {
+  /** Makes `dir` and its parents as needed; gives the folders whose entries must be flushed. */
+  private async makeFolders(key: string, dir: string): Promise<string[]> {
+    if (this.folders.has(dir)) return [dir];
+    let first: string | undefined;
     try {
-      await fsp.mkdir(dir, { recursive: true });
+      first = await fsp.mkdir(dir, { recursive: true });
     } catch (err) {
       if (!['ENOTDIR', 'EEXIST'].includes(errorCode(err) ?? '')) throw this.fsError(err, key, 'storing');
       // Some folder on the way is a file: the object of a shorter key.
@@ -241,6 +310,14 @@ export class LocalStore implements ObjectStore {
       }
       throw this.fsError(err, key, 'storing');
     }
+    if (this.folders.size >= KNOWN_FOLDERS) this.folders.clear();
+    this.folders.add(dir);
+    const folders = [dir];
+    // A new folder exists only once its parent's entry for it is on disk too.
+    if (first !== undefined) {
+      for (let d = dir; d !== path.dirname(d) && d.length >= first.length; d = path.dirname(d)) folders.push(path.dirname(d));
+    }
+    return folders;
   }
 
   private async locked(key: string, work: () => Promise<void>): Promise<void> {
@@ -317,6 +394,15 @@ async function eachLimited<T>(items: T[], jobs: number, work: (item: T) => Promi
     while (next < items.length) await work(items[next++]);
   };
   await Promise.all(Array.from({ length: Math.min(jobs, items.length) }, worker));
+}
+
+/** The ETag of an object with this base64 SHA-256: the digest in hex, quoted as S3 quotes ETags. */
+function etagOf(sha256: string): string {
+  return `"${Buffer.from(sha256, 'base64').toString('hex')}"`;
+}
+
+async function writeAll(handle: fsp.FileHandle, data: Uint8Array): Promise<void> {
+  for (let done = 0; done < data.length; ) done += (await handle.write(data, done, data.length - done)).bytesWritten;
 }
 
 async function syncDirectory(dir: string): Promise<void> {

@@ -15,8 +15,10 @@ export interface ObjectInfo {
   size: number;
   mtime: Date;
   /**
-   * Quotes included, as S3 gives it. For an object written in one piece it is the MD5 of the
-   * content; for a multipart upload it is not: compare ETags only with ETags of the same store.
+   * Quotes included, as S3 gives it. Opaque: equal content written to one store gives equal
+   * ETags, but how it is made is the store's business (S3: the MD5 for a single-part upload,
+   * something else for a multipart one; a local directory: the hex SHA-256). Compare ETags only
+   * with ETags of the same store, and use `sha256` to compare content.
    */
   etag?: string;
   /** `STANDARD`, `GLACIER`, ... when the store knows it. */
@@ -50,6 +52,12 @@ export interface PutOptions {
   sha256?: string;
   storageClass?: string;
   metadata?: Record<string, string>;
+  /**
+   * Leave part of the object's durability to the next flush() (a local directory: the flush of
+   * its folder, done once there for every put of the batch instead of once per put). Until then
+   * the object is stored and readable, but a power cut may lose it.
+   */
+  batch?: boolean;
 }
 
 export interface PutResult {
@@ -93,9 +101,17 @@ export interface ObjectStore {
    * Stores `data` under `key`, replacing any object there, atomically: a reader sees the old
    * object or the new one, never a part, and a failed put leaves the old one (or none). The
    * SHA-256 is computed, kept with the object, and returned; `opts.sha256` is checked before
-   * anything is stored. Two puts of one key at once: one of them wins, whole.
+   * anything is stored. Two puts of one key at once: one of them wins, whole. Without `batch`
+   * the object is durable (survives a power cut) when the put resolves.
    */
   put(key: string, data: Uint8Array, opts?: PutOptions): Promise<PutResult>;
+
+  /**
+   * Makes durable every object whose put (with `batch`) resolved before this call; a store
+   * whose puts are durable when they resolve has nothing to do. Call it before recording
+   * anywhere that those objects exist, and before writing an object that points to them.
+   */
+  flush(): Promise<void>;
 
   /** Deletes the objects; keys that do not exist are not an error (S3's DeleteObjects). */
   delete(keys: string[]): Promise<void>;

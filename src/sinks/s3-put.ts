@@ -1,10 +1,17 @@
 import { command, EXIT_STATUS_TEXT, intFlag, stringFlag, type Context } from '../core/command';
 import { sha256b64 } from '../core/digest';
-import { IntegrityError } from '../core/errors';
+import type { Encoder } from '../core/encode';
+import { IntegrityError, SluiceError } from '../core/errors';
 import { OrderedOutput } from '../core/ordered';
 import { LINE, PAYLOAD, type Rec } from '../core/records';
 import { badRecord, transform } from '../core/stage';
 import { keyProblem, openStore, storeErrorAt, type ObjectStore } from '../core/store';
+
+// Data held for objects being written: two 32 MiB chunks at once keep a local disk busy, and
+// memory stays bounded whatever the number of jobs.
+const MAX_BYTES_IN_FLIGHT = 64 << 20;
+// Commit objects wait in memory until the end; a layout's index is far smaller.
+const MAX_COMMIT_BYTES = 16 << 20;
 
 const USAGE = `Usage: s3-put [options] URL
 
@@ -24,12 +31,19 @@ A record's "size" and "sha256", when given, must match the data (status 5), chec
 anything of that object is stored.
 
 An object whose record has "commit": true is written last: only once every other object of
-the stream is written and the input's "end" trailer was read and valid. A layout's header or
-index object says so, so a store never has it without everything it points to. Commit
-objects are held in memory until then; keep them small.
+the stream is stored durably and the input's "end" trailer was read and valid. A layout's
+header or index object says so, so a store never has it without everything it points to.
+Commit objects are held in memory until then: at most ${MAX_COMMIT_BYTES >> 20} MiB of them in all (status 4
+beyond that).
+
+An object is journaled only once it is durable (its data and its folder flushed to disk, in
+a local directory; folders are flushed once per batch of objects, not once per object). When
+a write fails, every other object that was written is still journaled, and the status is
+that of the failure.
 
 Options:
-  -j, --jobs N             objects written at once, 1 to 64 (default 8); memory holds up to N
+  -j, --jobs N             objects written at once, 1 to 64 (default 8); at most
+                           ${MAX_BYTES_IN_FLIGHT >> 20} MiB of data is held for writing, plus one object
   --storage-class CLASS    store the objects in this class (S3: STANDARD_IA, GLACIER, ...)
   -h, --help               show this text
 
@@ -39,7 +53,8 @@ Examples:
   s3-list /backups/a | skip --done copy.journal | s3-get | s3-put /backups/b >> copy.journal
 
 On an input that ends without its trailer, the objects already written stay (and are
-journaled), no commit object is written, and the status is 3.
+journaled), no commit object is written, and the status is 3. On SIGINT or SIGTERM no commit
+object is written either; objects stored by then stay, journaled or not.
 
 ${EXIT_STATUS_TEXT}
 `;
@@ -53,8 +68,9 @@ export const main = command({
     const jobs = intFlag(args, 'jobs', 8, 1, 64);
     const writer = new Writer(ctx, openStore(args._[0]), stringFlag(args, 'storage-class'));
     await transform(ctx, {}, async function* (batches, out) {
-      const output = new OrderedOutput(jobs);
+      const output = new OrderedOutput(jobs, MAX_BYTES_IN_FLIGHT);
       const commits: Rec[] = [];
+      let commitBytes = 0;
       try {
         for await (const batch of batches) {
           for (const rec of batch) {
@@ -67,31 +83,44 @@ export const main = command({
               continue;
             }
             writer.check(rec);
+            const size = rec[PAYLOAD]?.length ?? 0;
             if (rec.commit === true) {
               writer.checkSha(rec);
+              commitBytes += size;
+              if (commitBytes > MAX_COMMIT_BYTES) {
+                throw badRecord(ctx, rec, `commit objects add up to more than ${MAX_COMMIT_BYTES >> 20} MiB: they are held in memory until everything else is written`);
+              }
               commits.push(rec);
               continue;
             }
             while (output.full) {
               await output.flush(out);
-              yield out.take();
+              yield await writer.durable(out);
             }
-            output.job(writer.write(rec).then((written) => [written]));
+            output.job(writer.write(rec).then((written) => [written]), size);
           }
           await output.flush(out);
-          yield out.take();
+          yield await writer.durable(out);
         }
         await output.flush(out, true);
       } catch (err) {
-        // What was written before the failure is journaled, so that a rerun can skip it.
-        await output.flush(out, true).catch(() => {});
-        yield out.take();
+        // Every object that was written is journaled, those after a failed one too, so that a
+        // rerun can skip them; if they cannot be made durable, none of them is.
+        await output.settle(out);
+        const journal = await writer.durable(out).catch(() => undefined);
+        if (journal) yield journal;
         throw err;
       }
-      // The input ended with a valid trailer, and every other object is stored.
+      // The input ended with a valid trailer; every other object is stored, and durable
+      // before a commit object can point to it.
+      yield await writer.durable(out);
       if (ctx.signal.aborted) throw ctx.signal.reason;
-      for (const rec of commits) out.push(await writer.write(rec));
-      yield out.take();
+      try {
+        for (const rec of commits) out.push(await writer.write(rec));
+      } finally {
+        const journal = await writer.durable(out).catch(() => undefined);
+        if (journal) yield journal;
+      }
     });
   },
 });
@@ -134,6 +163,7 @@ class Writer {
       written = await this.store.put(rec.key as string, data, {
         sha256: rec.sha256 as string | undefined,
         storageClass: this.storageClass,
+        batch: true,
       });
     } catch (err) {
       throw storeErrorAt(this.ctx, rec, err);
@@ -149,6 +179,16 @@ class Writer {
     if (this.storageClass !== undefined) rec.storageClass = this.storageClass;
     else delete rec.storageClass;
     return rec;
+  }
+
+  /** Makes the objects written so far durable; gives what `out` holds, ready to journal. */
+  async durable(out: Encoder): Promise<Buffer[]> {
+    try {
+      await this.store.flush();
+    } catch (err) {
+      throw new SluiceError(`${this.ctx.command}: ${(err as Error).message}`);
+    }
+    return out.take();
   }
 
   private data(rec: Rec): Buffer {

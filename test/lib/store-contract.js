@@ -10,7 +10,6 @@ const { IntegrityError } = require('../../dist/core/errors.js');
 
 const byteOrder = (a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b));
 const sha256 = (data) => crypto.createHash('sha256').update(data).digest('base64');
-const md5 = (data) => `"${crypto.createHash('md5').update(data).digest('hex')}"`;
 
 /** Keys any S3 store holds; none may lead outside a directory store's root. */
 const EDGE_KEYS = [
@@ -78,7 +77,11 @@ function storeContract(name, makeStore) {
       const data = crypto.randomBytes(100000);
       const put = await store.put('dir/obj', data, { metadata: { owner: 'me' } });
       assert.strictEqual(put.sha256, sha256(data));
-      assert.strictEqual(put.etag, md5(data));
+      // ETags are opaque (S3: an MD5 or a multipart form): quoted, and the same for the same
+      // content in one store, is all the contract says.
+      assert.match(put.etag, /^"[^"]+"$/);
+      assert.strictEqual((await store.put('dir/same', Buffer.from(data))).etag, put.etag);
+      await store.delete(['dir/same']);
       const head = await store.head('dir/obj');
       assert.strictEqual(head.key, 'dir/obj');
       assert.strictEqual(head.size, data.length);
