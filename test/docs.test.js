@@ -10,6 +10,13 @@ const { COMMANDS } = require('../dist/commands.js');
 const readme = fs.readFileSync(path.join(ROOT, 'README.md'), 'utf8');
 const pkg = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8'));
 
+// Command sections are `#### \`name\`` under a category heading (`### Block streams`), or a
+// `### \`name\`` of their own, within "## Commands".
+const commandsStart = readme.indexOf('\n## Commands\n');
+const commandsEnd = readme.indexOf('\n## ', commandsStart + 1);
+const commandsSection = readme.slice(commandsStart, commandsEnd < 0 ? undefined : commandsEnd);
+const commandHeadings = [...commandsSection.matchAll(/^#{3,4} `([^`]+)`$/gm)].map((m) => m[1]);
+
 for (const c of COMMANDS) {
   test(`${c.name}: has its module, bin shim, package bin entry and README section`, () => {
     assert.ok(fs.existsSync(path.join(ROOT, 'src', c.kind, `${c.name}.ts`)), 'module');
@@ -17,9 +24,25 @@ for (const c of COMMANDS) {
     assert.ok(fs.existsSync(shim), 'bin shim');
     assert.ok(fs.statSync(shim).mode & 0o111, 'bin shim is executable');
     assert.strictEqual(pkg.bin[c.name], `bin/${c.name}`, 'package.json bin entry');
-    assert.match(readme, new RegExp(`^### \`${c.name}\``, 'm'), 'README section');
+    assert.ok(commandHeadings.includes(c.name), `README section: a heading \`${c.name}\` under "## Commands"`);
   });
 }
+
+test('README: each command once; every category heading holds command sections one level below it', () => {
+  assert.deepStrictEqual([...new Set(commandHeadings)], commandHeadings, 'no command has two sections');
+  let category; // the category heading being read, and how many command sections it has
+  const endCategory = () => assert.ok(!category || category.commands > 0, `"### ${category?.text}" holds command sections (at level 4)`);
+  for (const [, hashes, text] of commandsSection.matchAll(/^(#{3,4}) (.*)$/gm)) {
+    if (hashes === '###') {
+      endCategory();
+      category = text.startsWith('`') ? undefined : { text, commands: 0 };
+    } else {
+      assert.ok(category && text.startsWith('`'), `"${hashes} ${text}" is a command section under a category`);
+      category.commands++;
+    }
+  }
+  endCategory();
+});
 
 test('the README names the two set-up commands and the test command CI runs', () => {
   assert.match(readme, /npm ci && npm run demo/);

@@ -23,11 +23,13 @@ records were skipped. Memory: one bit per block index, and the keys of the journ
 Options:
   --done JOURNAL  the journal of an earlier run; repeat for several runs. Give each run its
                   own journal: appending to one that ends in a partial line garbles it.
+                  Resuming a default-layout upload, give the same journals to zstd-chunk
+                  --journal, so that its volume.json counts the chunks written before.
   -h, --help      show this text
 
 Examples:
   file-blocks disk.img | zstd-chunk | s3-put /backups/disk > run1.journal
-  file-blocks disk.img | skip --done run1.journal | zstd-chunk | s3-put /backups/disk > run2.journal
+  file-blocks disk.img | skip --done run1.journal | zstd-chunk --journal run1.journal | s3-put /backups/disk > run2.journal
   s3-list /backups/disk | skip --done copied.journal | s3-get | s3-put s3://bkt/disk > copied2.journal
 
 ${EXIT_STATUS_TEXT}
