@@ -5,7 +5,7 @@ const assert = require('node:assert');
 const crypto = require('node:crypto');
 const fs = require('node:fs');
 const path = require('node:path');
-const { sh, ok, describe, tmpdir } = require('./lib/run');
+const { sh, ok, describe, tmpdir, BIN } = require('./lib/run');
 const { byteOrder } = require('./lib/store-contract');
 const { initDigest } = require('../dist/core/digest.js');
 const { Encoder } = require('../dist/core/encode.js');
@@ -297,4 +297,53 @@ test('s3-put reports a key that cannot be stored beside another (a and a/b), jou
   assert.strictEqual(r.code, 1, describe(r));
   assert.match(r.stderr, /^s3-put: stdin:2: .*cannot store "x\/y": object "x" exists/, describe(r));
   assert.deepStrictEqual(readStream(r.stdout).recs.map((x) => x.key), ['x']);
+});
+
+test('s3-put journals every object it stored when writes fail, those after a failed one too', async () => {
+  const store = fresh();
+  // The object "blocker" makes "blocker/..." impossible to store in a directory: two failures.
+  await seed(store, [{ key: 'blocker', data: Buffer.from('file') }]);
+  const objects = (name) => Array.from({ length: 3 }, (_, i) => ({ type: 'object', key: `${name}/${i}`, data: crypto.randomBytes(3000) }));
+  const input = writeFrames([...objects('a'), { type: 'object', key: 'blocker/1', data: Buffer.from('1') }, ...objects('b'), { type: 'object', key: 'blocker/2', data: Buffer.from('2') }, ...objects('c')]);
+  const r = await sh(`s3-put -j 16 ${store} < ${input}`);
+  assert.strictEqual(r.code, 1, describe(r));
+  assert.match(r.stderr, /^s3-put: stdin:4: .*cannot store "blocker\/1": object "blocker" exists/, describe(r));
+  const { recs, complete } = readStream(r.stdout);
+  assert.ok(!complete, 'a failed run has no trailer');
+  const stored = ['a', 'b', 'c'].flatMap((name) => [0, 1, 2].map((i) => `${name}/${i}`)).filter((key) => fs.existsSync(path.join(store, key)));
+  assert.strictEqual(stored.length, 9, 'all the other objects were written (16 jobs)');
+  assert.deepStrictEqual(recs.map((x) => x.key), stored, 'journaled: every object stored, in input order');
+});
+
+test('s3-put on SIGTERM mid-stream: status 143, no commit object, journals only objects really stored', async () => {
+  const { spawn } = require('node:child_process');
+  const store = fresh();
+  const objects = Array.from({ length: 6 }, (_, i) => ({ type: 'object', key: `s/${i}`, data: crypto.randomBytes(200000) }));
+  const stream = frames([{ type: 'object', key: 'head', commit: true, data: Buffer.from('commit') }, ...objects]);
+  // Everything but the last object and the trailer: the input stays open, as from a slow upstream.
+  const last = stream.lastIndexOf(Buffer.from('{"type":"object","key":"s/5"'));
+  const child = spawn(path.join(BIN, 's3-put'), ['-j', '2', store], { stdio: ['pipe', 'pipe', 'pipe'] });
+  const out = [];
+  let err = '';
+  child.stdout.on('data', (d) => out.push(d));
+  child.stderr.on('data', (d) => (err += d));
+  child.stdin.write(stream.subarray(0, last));
+  // Wait until some objects are journaled (so the stream is truly under way), then terminate.
+  while (!Buffer.concat(out).includes('"s/3"')) await new Promise((resolve) => setTimeout(resolve, 20));
+  child.kill('SIGTERM');
+  const code = await new Promise((resolve) => child.on('close', (c) => resolve(c)));
+  child.stdin.destroy();
+  assert.strictEqual(code, 143, err);
+  assert.match(err, /^s3-put: terminated$/m);
+  assert.ok(!fs.existsSync(path.join(store, 'head')), 'no commit object');
+  const { recs, complete } = readStream(Buffer.concat(out));
+  assert.ok(!complete, 'no trailer after a signal');
+  assert.ok(recs.length >= 4, `${recs.length} journaled`);
+  for (const rec of recs) {
+    const data = objects[Number(rec.key.slice(2))].data;
+    assert.ok(fs.readFileSync(path.join(store, rec.key)).equals(data), `${rec.key} journaled and stored whole`);
+    assert.strictEqual(rec.sha256, sha256(data));
+  }
+  assert.ok(!fs.existsSync(path.join(store, 's', '5')), 'nothing of the object that never came');
+  assert.deepStrictEqual(fs.readdirSync(path.join(store, 's')).filter((f) => f.startsWith('%.tmp.')), [], 'no temporary file left');
 });
