@@ -62,7 +62,7 @@ test('ListChangedBlocks between unrelated snapshots: ValidationException UNRELAT
 
 test('a child smaller than its parent is refused', async () => {
   const parent = await makeSnapshot(emu, { VolumeSize: 2 });
-  await rejects(ebs.send(new StartSnapshotCommand({ VolumeSize: 1, ParentSnapshotId: parent })), { name: 'ValidationException', status: 400 });
+  await rejects(ebs.send(new StartSnapshotCommand({ VolumeSize: 1, ParentSnapshotId: parent })), validation('INVALID_VOLUME_SIZE'));
   const same = await ebs.send(new StartSnapshotCommand({ VolumeSize: 2, ParentSnapshotId: parent }));
   assert.equal(same.ParentSnapshotId, parent);
 });
