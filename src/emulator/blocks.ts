@@ -8,10 +8,10 @@ import { BLOCK_SIZE } from './limits';
 export type BlockIndex = Map<number, Buffer>;
 
 export interface BlockStore {
-  /** Stores a block; the caller has checked its length and checksum. */
-  put(id: string, index: number, data: Buffer, sha: Buffer): void;
-  /** The data of a written block; `scratch` may be filled and returned. */
-  read(id: string, index: number, scratch: Buffer): Buffer;
+  /** Stores a block given as the chunks it arrived in; the caller has checked its length and checksum. */
+  put(id: string, index: number, chunks: Buffer[], sha: Buffer): void;
+  /** The data of a written block, as one buffer or its chunks; `scratch` may be filled and returned. */
+  read(id: string, index: number, scratch: Buffer): Buffer | Buffer[];
   index(id: string): BlockIndex;
   drop(id: string): void;
   /** Loads what a previous run left (disk store only). */
@@ -30,15 +30,15 @@ abstract class IndexedBlocks {
 }
 
 export class MemoryBlocks extends IndexedBlocks implements BlockStore {
-  private readonly data = new Map<string, Map<number, Buffer>>();
+  private readonly data = new Map<string, Map<number, Buffer[]>>();
 
-  put(id: string, index: number, data: Buffer, sha: Buffer): void {
+  put(id: string, index: number, chunks: Buffer[], sha: Buffer): void {
     let blocks = this.data.get(id);
     if (!blocks) this.data.set(id, (blocks = new Map()));
-    blocks.set(index, data);
+    blocks.set(index, chunks);
     this.index(id).set(index, sha);
   }
-  read(id: string, index: number): Buffer {
+  read(id: string, index: number): Buffer[] {
     const block = this.data.get(id)?.get(index);
     if (!block) throw new Error(`${id}: block ${index} is not stored`);
     return block;
@@ -74,9 +74,13 @@ export class DiskBlocks extends IndexedBlocks implements BlockStore {
 
   // Writes go to the page cache synchronously: about 0.1 ms for a block, cheaper than a round
   // trip through the thread pool, and a put is answered only once its index record is written.
-  put(id: string, index: number, data: Buffer, sha: Buffer): void {
+  put(id: string, index: number, chunks: Buffer[], sha: Buffer): void {
     const f = this.files(id);
-    writeFully(f.data, data, index * BLOCK_SIZE);
+    let position = index * BLOCK_SIZE;
+    for (const chunk of chunks) {
+      writeFully(f.data, chunk, position);
+      position += chunk.length;
+    }
     const record = Buffer.allocUnsafe(INDEX_RECORD);
     record.writeUInt32LE(index, 0);
     sha.copy(record, 4);

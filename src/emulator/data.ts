@@ -7,7 +7,8 @@ import { isZero, randomBlock, writePatternBlock } from './synthetic';
 import { chain, sourceOf } from './view';
 
 export interface BlockData {
-  data: Buffer;
+  /** One buffer, or the chunks a block was received in. */
+  data: Buffer | Buffer[];
   checksum: string;
   /** Gives the buffer back once the response no longer needs it. */
   release(): void;
