@@ -3,6 +3,7 @@
 // state: after each one, the snapshot it aimed at completes and reads back exactly as written.
 const { test, before, after } = require('node:test');
 const assert = require('node:assert/strict');
+const http = require('node:http');
 const {
   StartSnapshotCommand,
   CompleteSnapshotCommand,
@@ -200,3 +201,28 @@ test('a put of zeros to an index of the parent inside a child: listed, reads zer
 
 test('PutSnapshotBlock with x-amz-Progress out of 0..100: refused', () =>
   survives((id) => rejects(putBlock(ebs, id, 5, blockOf('p'), { Progress: 101 }), { name: 'ValidationException', status: 400 })));
+
+test('a put of a block while another put of it is still arriving: ValidationException CONFLICTING_BLOCK_UPDATE', () =>
+  survives(async (id) => {
+    const headers = { 'x-amz-Data-Length': String(BLOCK), 'x-amz-Checksum': b64sha(B), 'x-amz-Checksum-Algorithm': 'SHA256', 'content-length': BLOCK };
+    const slow = http.request(new URL(`/snapshots/${id}/blocks/5`, emu.url), { method: 'PUT', headers: { authorization: 'AWS4-HMAC-SHA256 Credential=t/20250101/us-east-1/ebs/aws4_request, SignedHeaders=host, Signature=0', ...headers } });
+    const answered = new Promise((resolve, reject) => {
+      slow.on('response', (res) => res.resume().on('end', () => resolve(res.statusCode)));
+      slow.on('error', reject);
+    });
+    slow.write(B.subarray(0, 65536));
+    // The first put is in flight once the server has its headers: until then a second put of the
+    // same data simply succeeds, so try again until the conflict shows.
+    let conflict;
+    for (let n = 0; n < 100 && !conflict; n++) {
+      const r = await raw(emu.url, { method: 'PUT', path: `/snapshots/${id}/blocks/5`, headers, body: B });
+      if (r.status === 400) conflict = r;
+      else assert.equal(r.status, 201, r.body.toString());
+      if (!conflict) await new Promise((res) => setTimeout(res, 50));
+    }
+    assert.ok(conflict, 'a second put of block 5 was refused while the first was arriving');
+    assert.equal(conflict.headers['x-amzn-errortype'].split(':')[0], 'ValidationException');
+    assert.equal(conflict.json().Reason, 'CONFLICTING_BLOCK_UPDATE');
+    slow.end(B.subarray(65536));
+    assert.equal(await answered, 201, 'the first put completes');
+  }));

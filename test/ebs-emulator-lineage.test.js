@@ -65,6 +65,8 @@ test('a child smaller than its parent is refused', async () => {
   await rejects(ebs.send(new StartSnapshotCommand({ VolumeSize: 1, ParentSnapshotId: parent })), validation('INVALID_VOLUME_SIZE'));
   const same = await ebs.send(new StartSnapshotCommand({ VolumeSize: 2, ParentSnapshotId: parent }));
   assert.equal(same.ParentSnapshotId, parent);
+  // A parent that is still pending cannot be built on.
+  await rejects(ebs.send(new StartSnapshotCommand({ VolumeSize: 2, ParentSnapshotId: same.SnapshotId })), { name: 'ValidationException', status: 400 });
 });
 
 test('ClientToken: the same request gives the same snapshot, a different one 409 ConflictException', async () => {
@@ -174,17 +176,17 @@ test('POST /_emulator/expire-tokens: earlier block and page tokens are refused, 
 });
 
 test('--block-token-ttl and --page-token-ttl: tokens expire after their lifetime', async () => {
-  const short = await E.startEmulator(['--no-quotas', '--block-token-ttl', '1', '--page-token-ttl', '1', '--completion-ms', '0']);
+  const short = await E.startEmulator(['--no-quotas', '--block-token-ttl', '2', '--page-token-ttl', '2', '--completion-ms', '0']);
   try {
     const s = short.ebs();
     const id = await synthetic(short, { VolumeSize: 1, Pattern: 'every', Seed: 8, ZeroFraction: 0, SparseFraction: 0 });
     const page = await s.send(new ListSnapshotBlocksCommand({ SnapshotId: id }));
     const left = page.ExpiryTime - Date.now();
-    assert.ok(left <= 1000 && left > -1000, `ExpiryTime says the block tokens live ${left} ms more, expected about 1 s`);
+    assert.ok(left <= 2000 && left > -1000, `ExpiryTime says the block tokens live ${left} ms more, expected about 2 s`);
     // Fresh tokens work ...
     await readBlock(s, id, 0, page.Blocks[0].BlockToken);
-    // ... and are refused once their second is surely over.
-    await new Promise((r) => setTimeout(r, 2200));
+    // ... and are refused once their 2 s are surely over.
+    await new Promise((r) => setTimeout(r, 3200));
     await rejects(s.send(new GetSnapshotBlockCommand({ SnapshotId: id, BlockIndex: 1, BlockToken: page.Blocks[1].BlockToken })), validation('INVALID_BLOCK_TOKEN'));
     await rejects(s.send(new ListSnapshotBlocksCommand({ SnapshotId: id, NextToken: page.NextToken })), validation('INVALID_PAGE_TOKEN'));
   } finally {

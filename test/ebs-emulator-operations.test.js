@@ -4,6 +4,9 @@
 // DescribeSnapshots, and the pending -> completed lifecycle.
 const { test, before, after } = require('node:test');
 const assert = require('node:assert/strict');
+const { spawnSync } = require('node:child_process');
+const path = require('node:path');
+const { BIN } = require('./lib/run');
 const {
   StartSnapshotCommand,
   ListSnapshotBlocksCommand,
@@ -16,7 +19,7 @@ const E = require('./lib/emulator');
 const { BLOCK, blockOf, b64sha, putBlock, complete, makeSnapshot, listAll, readBlock, readAll, rejects, raw } = E;
 
 // A long completion delay in the test that looks at `pending` right after CompleteSnapshot.
-const COMPLETION_MS = 1500;
+const COMPLETION_MS = 2500;
 let emu;
 let ebs;
 let ec2;
@@ -297,8 +300,9 @@ test('an unwritten block, not listed, reads as zeros with the checksum of zeros'
 });
 
 test('--encrypted: snapshots say Encrypted, unwritten blocks read as noise with matching checksums', async () => {
-  const enc = await E.startEmulator(['--no-quotas', '--encrypted', '--completion-ms', '0']);
+  const enc = await E.startEmulator(['--no-quotas', '--encrypted', '--completion-ms', '0', '--region', 'eu-west-1']);
   try {
+    assert.equal(enc.record.region, 'eu-west-1');
     const e = enc.ebs();
     const blocks = new Map([[0, blockOf('e0')], [2, Buffer.alloc(BLOCK)]]);
     const { SnapshotId: id, ...started } = await e.send(new StartSnapshotCommand({ VolumeSize: 1 }));
@@ -315,5 +319,26 @@ test('--encrypted: snapshots say Encrypted, unwritten blocks read as noise with 
     assert.equal(noise.checksum, b64sha(noise.data));
   } finally {
     await enc.stop();
+  }
+});
+
+test('usage: --help prints the usage; a bad flag or value exits 2 with one line naming it', () => {
+  const bin = path.join(BIN, 'ebs-emulator');
+  const help = spawnSync(bin, ['--help'], { encoding: 'utf8' });
+  assert.equal(help.status, 0);
+  assert.match(help.stdout, /^Usage: ebs-emulator /);
+  assert.match(help.stdout, /EXIT STATUS/);
+  for (const [args, what] of [
+    [['--bogus'], /bogus/],
+    [['--quota', 'nope=1'], /nope/],
+    [['--fault', 'internal=2'], /internal=2/],
+    [['--synthetic', 'size=0'], /size/],
+    [['--port', 'x'], /port/],
+  ]) {
+    const r = spawnSync(bin, args, { encoding: 'utf8', timeout: 10000 });
+    assert.equal(r.status, 2, `${args.join(' ')}: exit ${r.status}\n${r.stderr}`);
+    assert.equal(r.stdout, '', `${args.join(' ')}: nothing on stdout`);
+    assert.match(r.stderr, /^ebs-emulator: /, `${args.join(' ')}: ${r.stderr}`);
+    assert.match(r.stderr.split('\n')[0], what, `${args.join(' ')}: the first line names the problem`);
   }
 });
