@@ -7,7 +7,10 @@ export interface CommandEntry {
 
 export const COMMANDS: CommandEntry[] = [
   { name: 'file-blocks', kind: 'sources', summary: 'a file, block device or stdin as 512 KiB block frames' },
+  { name: 'ebs-blocks', kind: 'sources', summary: 'list an EBS snapshot\'s blocks (with tokens) as a block manifest' },
   { name: 's3-list', kind: 'sources', summary: 'list the objects under a store URL as object records' },
+  { name: 'delta', kind: 'transforms', summary: 'keep the blocks of a snapshot that differ from a parent; zeros where it lost blocks' },
+  { name: 'ebs-get', kind: 'transforms', summary: 'attach EBS snapshot blocks\' data, read in parallel and verified' },
   { name: 'zstd-chunk', kind: 'transforms', summary: 'blocks into zstd-compressed objects of up to 64 blocks' },
   { name: 'zstd-unchunk', kind: 'transforms', summary: 'zstd-compressed objects back into verified blocks' },
   { name: 's3-get', kind: 'transforms', summary: 'attach each object\'s data from its store, verified' },
@@ -16,6 +19,7 @@ export const COMMANDS: CommandEntry[] = [
   { name: 'skip', kind: 'transforms', summary: 'drop records a journal says are done (resume a run)' },
   { name: 'shard', kind: 'transforms', summary: 'keep one shard of N, for running a job in parallel' },
   { name: 'file-write', kind: 'sinks', summary: 'write blocks to files or devices at their offsets' },
+  { name: 'ebs-put', kind: 'sinks', summary: 'write block frames into a new EBS snapshot and complete it; print a journal' },
   { name: 's3-put', kind: 'sinks', summary: 'write object frames to a store URL; print what was written' },
   { name: 'count', kind: 'sinks', summary: 'count records, blocks, bytes and non-zero bytes' },
   { name: 'ebs-emulator', kind: 'servers', summary: 'an EBS Direct API server (and EC2 DescribeSnapshots) for tests and rehearsals' },
