@@ -40,6 +40,8 @@ const FALSE = Buffer.from('false');
 const NULL = Buffer.from('null');
 // The characters that may follow a backslash in a JSON string (u is checked with its 4 digits).
 const SIMPLE_ESCAPES = new Set([...'"\\/bfnrt'].map((c) => c.charCodeAt(0)));
+// 1 for the bytes that stand for themselves inside a string: all but quote, backslash and controls.
+const ORDINARY = new Uint8Array(256).map((_, c) => (c >= SPACE && c !== QUOTE && c !== BACKSLASH ? 1 : 0));
 
 // Containers nested deeper than this are left to JSON.parse (records are flat).
 const MAX_DEPTH = 32;
@@ -52,9 +54,8 @@ const CHECKED_KEY = 2; // "len" or "format": the decoder needs their values, so 
 export class LineScanner {
   // The container at each depth: true for an object, false for an array.
   private readonly inObject: boolean[] = new Array<boolean>(MAX_DEPTH).fill(false);
-  // Set by string(): whether the string just read had an escape, and the OR of its bytes.
+  // Set by string(): whether the string just read had an escape.
   private escaped = false;
-  private bits = 0;
   // The last type read, reused while lines keep the same one (most streams have one or two).
   private typeBytes = Buffer.alloc(0);
   private typeText = '';
@@ -98,8 +99,9 @@ export class LineScanner {
         if (i < 0) return undefined;
         if (key === TYPE_KEY) {
           // An empty, escaped or non-ASCII type goes to JSON.parse, which words the error or decodes it.
-          if (this.escaped || this.bits >= 0x80 || i - 1 === valueStart) return undefined;
+          if (this.escaped || i - 1 === valueStart) return undefined;
           type = this.text(b, valueStart, i - 1);
+          if (type === undefined) return undefined;
         }
       } else {
         if (key === TYPE_KEY) return undefined;
@@ -143,37 +145,31 @@ export class LineScanner {
   /** Reads the string whose opening quote is at i; returns the position after its closing quote, or -1. */
   private string(b: Buffer, i: number, end: number): number {
     let escaped = false;
-    let bits = 0;
     i++;
     for (;;) {
+      while (i < end && ORDINARY[b[i]] === 1) i++;
       if (i >= end) return -1;
       const c = b[i];
       if (c === QUOTE) break;
-      if (c < SPACE) return -1;
-      if (c === BACKSLASH) {
-        escaped = true;
-        if (i + 1 >= end) return -1;
-        const e = b[i + 1];
-        if (e === LOWER_U) {
-          if (i + 5 >= end || !hex(b[i + 2]) || !hex(b[i + 3]) || !hex(b[i + 4]) || !hex(b[i + 5])) return -1;
-          i += 6;
-        } else if (SIMPLE_ESCAPES.has(e)) {
-          i += 2;
-        } else {
-          return -1;
-        }
-        continue;
+      if (c !== BACKSLASH) return -1; // a control character
+      escaped = true;
+      if (i + 1 >= end) return -1;
+      const e = b[i + 1];
+      if (e === LOWER_U) {
+        if (i + 5 >= end || !hex(b[i + 2]) || !hex(b[i + 3]) || !hex(b[i + 4]) || !hex(b[i + 5])) return -1;
+        i += 6;
+      } else if (SIMPLE_ESCAPES.has(e)) {
+        i += 2;
+      } else {
+        return -1;
       }
-      bits |= c;
-      i++;
     }
     this.escaped = escaped;
-    this.bits = bits;
     return i + 1;
   }
 
-  /** ASCII bytes as a string, reusing the last one when the bytes are the same. */
-  private text(b: Buffer, start: number, end: number): string {
+  /** ASCII bytes as a string, reusing the last one when the bytes are the same; undefined if not ASCII. */
+  private text(b: Buffer, start: number, end: number): string | undefined {
     const cached = this.typeBytes;
     const length = end - start;
     if (length === cached.length) {
@@ -186,6 +182,7 @@ export class LineScanner {
       }
       if (same) return this.typeText;
     }
+    for (let k = start; k < end; k++) if (b[k] >= 0x80) return undefined;
     this.typeBytes = Buffer.from(b.subarray(start, end));
     this.typeText = b.toString('latin1', start, end);
     return this.typeText;
