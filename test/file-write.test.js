@@ -89,14 +89,8 @@ test('a zero-length volume makes an empty file', async () => {
   assert.strictEqual(fs.statSync(b).size, 0);
 });
 
-test('a truncated upstream: exit 3, nothing renamed, no temporary file left', async () => {
-  const out = fresh();
-  const r = await sh(`file-blocks ${images.every} | head -c 3000000 | file-write ${out}`);
-  assert.strictEqual(r.code, 3, describe(r));
-  assert.match(r.stderr, /^file-write: stdin:\d+: input ended without its end trailer/, describe(r));
-  assert.ok(!fs.existsSync(out), 'no file renamed into place');
-  assert.deepStrictEqual(leftovers(), []);
-});
+// A truncated upstream (status 3, nothing renamed, no temporary file) is tested for every
+// stream reader in every-command.test.js.
 
 test('a producer killed mid-stream: exit 3, nothing renamed, no temporary file left', async () => {
   const out = fresh();

@@ -41,28 +41,44 @@ test('| head -1 ends every stage of a pipeline quietly, with status 0', async ()
 
 /**
  * Starts a command with its stdout read and, if `feed` is given, its stdin written with records
- * until it exits. Resolves once it has written `bytes` bytes.
+ * until it exits. `streaming` resolves once it has written `bytes` bytes, or, for a command
+ * that writes nothing until the end, once it has read `read` bytes of its input (more than a
+ * pipe holds, so it is surely running, its signal handlers in place): no timing guesses.
  */
-function startMidStream(args, { feed, bytes = 1 << 20 } = {}) {
+function startMidStream(args, { feed, bytes = 1 << 20, read } = {}) {
   const child = spawn(path.join(BIN, args[0]), args.slice(1), { stdio: ['pipe', 'pipe', 'pipe'] });
   let stderr = '';
   let seen = 0;
+  let fed = 0;
+  let onProgress = () => {};
   child.stderr.on('data', (d) => (stderr += d));
   child.stdin.on('error', () => {});
   const exited = new Promise((resolve) => child.on('close', (code, signal) => resolve({ code, signal, stderr })));
   if (feed) {
     const write = () => {
-      while (!child.stdin.destroyed && child.stdin.write(feed())) {}
-      if (!child.stdin.destroyed) child.stdin.once('drain', write);
+      for (;;) {
+        if (child.stdin.destroyed) return;
+        const chunk = feed();
+        // The callback runs once the chunk is in the pipe, that is, once the reader made room.
+        const more = child.stdin.write(chunk, () => {
+          fed += chunk.length;
+          onProgress();
+        });
+        if (!more) break;
+      }
+      child.stdin.once('drain', write);
     };
     write();
   } else {
     child.stdin.end();
   }
   const streaming = new Promise((resolve) => {
+    onProgress = () => {
+      if (read !== undefined && fed >= read) resolve();
+    };
     child.stdout.on('data', (d) => {
       seen += d.length;
-      if (seen >= bytes) resolve();
+      if (read === undefined && seen >= bytes) resolve();
     });
   });
   return { child, streaming, exited };
@@ -87,12 +103,11 @@ for (const [signal, status, word] of [
     const stages = [
       { name: 'file-blocks', args: ['file-blocks', '/dev/urandom'] },
       { name: 'strip', args: ['strip'], feed: endlessBlocks(), bytes: 20000 },
-      { name: 'count', args: ['count'], feed: endlessBlocks(), bytes: 0 },
+      { name: 'count', args: ['count'], feed: endlessBlocks(), read: 4 << 20 },
     ];
-    for (const { name, args, feed, bytes } of stages) {
-      const run = startMidStream(args, { feed, bytes });
-      if (bytes === 0) await new Promise((resolve) => setTimeout(resolve, 500));
-      else await run.streaming;
+    for (const { name, args, feed, bytes, read } of stages) {
+      const run = startMidStream(args, { feed, bytes, read });
+      await Promise.race([run.streaming, run.exited]); // an early death fails below, not by a hang
       run.child.kill(signal);
       const r = await run.exited;
       assert.strictEqual(r.code, status, `${name}: exit ${r.code} (signal ${r.signal}), stderr: ${r.stderr}`);

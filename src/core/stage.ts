@@ -4,7 +4,7 @@ import { pipeline } from 'node:stream/promises';
 import type { Context } from './command';
 import { decode, type DecodeOptions } from './decode';
 import { Encoder } from './encode';
-import { InvalidInputError, UsageError } from './errors';
+import { IntegrityError, InvalidInputError, UsageError } from './errors';
 import { LINE, type Rec } from './records';
 
 export interface Input {
@@ -109,7 +109,17 @@ export function describeRecord(rec: Rec): string {
   return `${rec.type} record`;
 }
 
+/** Where an input record was read, `command: source:line`, to begin a message about it. */
+export function recordAt(ctx: Context, rec: Rec): string {
+  return `${ctx.command}: ${ctx.input ?? 'stdin'}:${rec[LINE] ?? '?'}`;
+}
+
 /** An error about one input record, located as `command: source:line: what`. */
 export function badRecord(ctx: Context, rec: Rec, what: string): InvalidInputError {
-  return new InvalidInputError(`${ctx.command}: ${ctx.input ?? 'stdin'}:${rec[LINE] ?? '?'}: ${what}`);
+  return new InvalidInputError(`${recordAt(ctx, rec)}: ${what}`);
+}
+
+/** Data of one input record that failed a check (status 5), located like badRecord. */
+export function integrityError(ctx: Context, rec: Rec, what: string): IntegrityError {
+  return new IntegrityError(`${recordAt(ctx, rec)}: ${what}`);
 }

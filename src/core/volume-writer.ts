@@ -5,8 +5,8 @@ import type { Context } from './command';
 import { sha256b64 } from './digest';
 import { IntegrityError, InvalidInputError, SluiceError } from './errors';
 import type { FileTarget } from './file-target';
-import { BLOCK_SIZE, isBlock, isVolume, LINE, PAYLOAD, ZERO_BLOCK_SHA256, type BlockRec, type Rec, type VolumeRec } from './records';
-import { badRecord, type Batches } from './stage';
+import { BLOCK_SIZE, isBlock, isVolume, PAYLOAD, ZERO_BLOCK_SHA256, type BlockRec, type Rec, type VolumeRec } from './records';
+import { badRecord, integrityError, type Batches } from './stage';
 
 export interface VolumeWriterOptions {
   /** In place: write zeros where the stream lists no block (a full restore). */
@@ -156,7 +156,7 @@ export class VolumeWriter {
   }
 
   private integrity(rec: Rec, what: string): IntegrityError {
-    return new IntegrityError(`${this.ctx.command}: ${this.ctx.input ?? 'stdin'}:${rec[LINE] ?? '?'}: block ${String(rec.index)}: ${what}`);
+    return integrityError(this.ctx, rec, `block ${String(rec.index)}: ${what}`);
   }
 }
 

@@ -3,8 +3,8 @@ import { DEFAULT_MAX_PAYLOAD } from '../core/decode';
 import { sha256b64 } from '../core/digest';
 import { IntegrityError, SluiceError, UsageError } from '../core/errors';
 import { OrderedOutput } from '../core/ordered';
-import { LINE, PAYLOAD, type Rec } from '../core/records';
-import { badRecord, transform } from '../core/stage';
+import { PAYLOAD, type Rec } from '../core/records';
+import { badRecord, integrityError, recordAt, transform } from '../core/stage';
 import { keyProblem, openStore, storeErrorAt, type ObjectStore } from '../core/store';
 
 const USAGE = `Usage: s3-get [options] [URL]
@@ -124,12 +124,10 @@ class Fetcher {
   }
 
   private integrity(rec: Rec, key: string, what: string): IntegrityError {
-    return new IntegrityError(`${this.ctx.command}: ${this.ctx.input ?? 'stdin'}:${rec[LINE] ?? '?'}: object ${JSON.stringify(key)}: ${what}`);
+    return integrityError(this.ctx, rec, `object ${JSON.stringify(key)}: ${what}`);
   }
 
   private tooLarge(rec: Rec, key: string, size: number): SluiceError {
-    return new SluiceError(
-      `${this.ctx.command}: ${this.ctx.input ?? 'stdin'}:${rec[LINE] ?? '?'}: object ${JSON.stringify(key)} is ${size} bytes; a frame carries at most ${DEFAULT_MAX_PAYLOAD}`,
-    );
+    return new SluiceError(`${recordAt(this.ctx, rec)}: object ${JSON.stringify(key)} is ${size} bytes; a frame carries at most ${DEFAULT_MAX_PAYLOAD}`);
   }
 }
