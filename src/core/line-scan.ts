@@ -192,7 +192,7 @@ export class LineScanner {
 function space(b: Buffer, i: number, end: number): number {
   while (i < end) {
     const c = b[i];
-    if (c !== SPACE && c !== TAB && c !== CR) break;
+    if (c > SPACE || (c !== SPACE && c !== TAB && c !== CR)) break;
     i++;
   }
   return i;
