@@ -32,6 +32,8 @@ export interface CompressRequest {
   verify: boolean;
   /** Also hash the whole raw chunk (the FSP layout names chunks by it). */
   rawSha256: boolean;
+  /** A buffer (from a BufferPool) to compress into; without it, or if too small, the worker makes one. */
+  into?: Buffer;
 }
 
 export interface CompressResult {
@@ -129,19 +131,25 @@ export class ZstdPool {
     });
   }
 
-  /** Compresses a chunk; the buffer is moved to the worker and handed back in the result. */
+  /** Compresses a chunk; the buffers are moved to the worker and handed back in the result. */
   async compress(req: CompressRequest): Promise<CompressResult> {
     const ab = ownArrayBuffer(req.raw);
-    const r = await this.run<Omit<CompressResult, 'frame' | 'raw'> & { frame: ArrayBuffer; frameLength: number; raw: ArrayBuffer }>({ ...req, op: 'compress', raw: ab }, [ab]);
+    const into = req.into && ownArrayBuffer(req.into);
+    const transfer = into ? [ab, into] : [ab];
+    const r = await this.run<Omit<CompressResult, 'frame' | 'raw'> & { frame: ArrayBuffer; frameLength: number; raw: ArrayBuffer }>({ ...req, op: 'compress', raw: ab, into }, transfer);
     return { ...r, frame: Buffer.from(r.frame, 0, r.frameLength), raw: Buffer.from(r.raw) };
   }
 
-  /** Decompresses one frame that must hold exactly `rawSize` bytes, and hashes the result. */
-  async decompress(frame: Buffer, rawSize: number, rawSha256: boolean): Promise<DecompressResult> {
+  /**
+   * Decompresses one frame that must hold exactly `rawSize` bytes, and hashes the result;
+   * into `into` (from a BufferPool) when it is given and large enough.
+   */
+  async decompress(frame: Buffer, rawSize: number, rawSha256: boolean, into?: Buffer): Promise<DecompressResult> {
     const own = frame.byteOffset === 0 && frame.byteLength === frame.buffer.byteLength && frame.buffer instanceof ArrayBuffer;
     const ab = own ? (frame.buffer as ArrayBuffer) : copyToOwn(frame);
-    const r = await this.run<Omit<DecompressResult, 'raw'> & { raw: ArrayBuffer }>({ op: 'decompress', frame: ab, length: frame.length, rawSize, rawSha256 }, [ab]);
-    return { ...r, raw: Buffer.from(r.raw) };
+    const out = into && ownArrayBuffer(into);
+    const r = await this.run<Omit<DecompressResult, 'raw'> & { raw: ArrayBuffer }>({ op: 'decompress', frame: ab, length: frame.length, rawSize, rawSha256, into: out }, out ? [ab, out] : [ab]);
+    return { ...r, raw: Buffer.from(r.raw, 0, rawSize) };
   }
 
   async close(): Promise<void> {
@@ -155,12 +163,72 @@ export function chunkBuffer(size: number): Buffer {
   return Buffer.from(new ArrayBuffer(size));
 }
 
+/** The most a frame of `rawSize` bytes can take (incompressible data, in zstd's raw blocks). */
+export function frameBound(rawSize: number): number {
+  return zstd.compressBound(rawSize);
+}
+
+/**
+ * Large output buffers (frames, decompressed chunks) used again once what was made in them has
+ * been written, instead of left to the garbage collector: V8 frees external memory only after
+ * some 64 MiB more of it was allocated, so 32 MiB buffers left behind would hold that much
+ * more memory. A buffer is lent with the number of views of it that go out; it comes back when
+ * every one of them has passed through returned().
+ */
+export class BufferPool {
+  private readonly free: Buffer[] = [];
+  private readonly lent = new Map<ArrayBuffer, number>();
+
+  constructor(
+    readonly size: number,
+    private readonly keep: number,
+  ) {}
+
+  /** A buffer of `size` bytes to fill, when one is free; undefined asks for a new one. */
+  take(): Buffer | undefined {
+    return this.free.pop();
+  }
+
+  /** `views` views of this pool-sized buffer go out: it comes back once they all returned. */
+  lend(buf: Buffer, views: number): void {
+    const ab = buf.buffer;
+    if (!(ab instanceof ArrayBuffer) || ab.byteLength !== this.size) return;
+    if (views > 0) this.lent.set(ab, views);
+    else this.keepFree(ab);
+  }
+
+  /** Buffers that were written out (`yield`ed and resumed after): those of the pool come back. */
+  returned(written: Buffer[]): void {
+    if (!this.lent.size) return;
+    for (const b of written) {
+      const ab = b.buffer as ArrayBuffer;
+      const left = this.lent.get(ab);
+      if (left === undefined) continue;
+      if (left > 1) {
+        this.lent.set(ab, left - 1);
+      } else {
+        this.lent.delete(ab);
+        this.keepFree(ab);
+      }
+    }
+  }
+
+  private keepFree(ab: ArrayBuffer): void {
+    if (this.free.length < this.keep) this.free.push(Buffer.from(ab));
+  }
+}
+
 function ownArrayBuffer(buf: Buffer): ArrayBuffer {
   const ab = buf.buffer;
   if (!(ab instanceof ArrayBuffer) || buf.byteOffset !== 0 || buf.length !== ab.byteLength) {
     throw new Error('chunk buffer must own its ArrayBuffer (make it with chunkBuffer())');
   }
   return ab;
+}
+
+/** The buffer given to write into, if it is large enough, else a new one. */
+function outputBuffer(given: ArrayBuffer | undefined, size: number): Buffer {
+  return given && given.byteLength >= size ? Buffer.from(given) : Buffer.allocUnsafeSlow(size);
 }
 
 function copyToOwn(buf: Buffer): ArrayBuffer {
@@ -222,7 +290,8 @@ function runWorker(): void {
       } else {
         const d = digest(raw.subarray(i * BLOCK_SIZE, (i + 1) * BLOCK_SIZE));
         if (claim !== null && d.toString('base64') !== claim) {
-          return { result: { badBlock: i, badBlockSha256: d.toString('base64'), raw: msg.raw, frame: new ArrayBuffer(0), frameLength: 0 }, transfer: [msg.raw as ArrayBuffer] };
+          const frame = (msg.into as ArrayBuffer | undefined) ?? new ArrayBuffer(0);
+          return { result: { badBlock: i, badBlockSha256: d.toString('base64'), raw: msg.raw, frame, frameLength: 0 }, transfer: [msg.raw as ArrayBuffer, frame] };
         }
         digests.push(d);
       }
@@ -233,7 +302,7 @@ function runWorker(): void {
     }
     // Compressed straight into a buffer of the worst-case size that then travels as the frame:
     // no copy, and the pages past the frame's end are never touched, so never resident.
-    const dst = Buffer.allocUnsafeSlow(zstd.compressBound(raw.length));
+    const dst = outputBuffer(msg.into as ArrayBuffer | undefined, zstd.compressBound(raw.length));
     const n = cctx.compress2(dst, raw);
     const frame = dst.subarray(0, n);
     const result = {
@@ -255,7 +324,7 @@ function runWorker(): void {
     if (frameSize !== frame.length) throw new FrameError(`${frame.length - frameSize} bytes follow the zstd frame (expected one frame)`);
     const declared = zstd.getFrameContentSize(frame);
     if (declared !== null && declared !== rawSize) throw new FrameError(`the frame holds ${declared} bytes, expected ${rawSize}`);
-    const out = Buffer.allocUnsafeSlow(rawSize);
+    const out = outputBuffer(msg.into as ArrayBuffer | undefined, rawSize).subarray(0, rawSize);
     const n = dctx.decompress(out, frame);
     if (n !== rawSize) throw new FrameError(`the frame decompressed to ${n} bytes, expected ${rawSize}`);
     const blockSha256: (string | null)[] = [];

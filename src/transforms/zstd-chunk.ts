@@ -17,7 +17,7 @@ import { OrderedOutput } from '../core/ordered';
 import { BLOCK_SIZE, isBlock, isVolume, LINE, PAYLOAD, ZERO_BLOCK_SHA256, type BlockRec, type ObjectRec, type Rec, type VolumeRec } from '../core/records';
 import { badRecord, transform } from '../core/stage';
 import { VolumeHeader } from '../core/volume-header';
-import { chunkBuffer, DEFAULT_LEVEL, defaultJobs, MAX_LEVEL, ZstdPool, type CompressResult } from '../core/zstd';
+import { BufferPool, chunkBuffer, DEFAULT_LEVEL, defaultJobs, frameBound, MAX_LEVEL, ZstdPool, type CompressResult } from '../core/zstd';
 import { sha256b64 } from '../core/digest';
 import { readJournal, type DoneSet } from '../core/journal';
 
@@ -42,8 +42,9 @@ trusted: the default layout's blocksSha256 is then made from them unread, and a 
 data did not match is found when zstd-unchunk reads the chunk back.
 
 Chunks are compressed on worker threads, one per job, and written in input order. Memory:
-a 32 MiB buffer per job and one more, and up to 2 x jobs + 2 finished frames waiting for a
-slower one before them.
+a 32 MiB buffer per job and one more, and the frames of at most jobs + 1 chunks (being made,
+or finished and waiting for a slower one before them), plus the one being written: on
+incompressible data about 80 MiB + 64 MiB x (jobs + 1).
 
 Layouts (docs/LAYOUTS.md):
   default  zstd/{firstBlock, 10 digits}-{blockCount}-{blocksSha256, base64url}.zst for each
@@ -76,6 +77,10 @@ Examples:
 
 ${EXIT_STATUS_TEXT}
 `;
+
+const CHUNK_BYTES = CHUNK_BLOCKS * BLOCK_SIZE;
+// Far above a pipe's high-water mark (16 KiB): see Chunker.send().
+const COPY_FRAMES_BELOW = 1 << 20;
 
 interface Options {
   layout: LayoutName;
@@ -153,6 +158,7 @@ class Chunker {
   /** Chunk keys that journals of earlier runs say are stored already (counted in the totals). */
   private readonly stored = new Set<string>();
   private fspFolder: string | undefined;
+  private readonly frames: BufferPool;
 
   constructor(
     private readonly ctx: Context,
@@ -160,8 +166,10 @@ class Chunker {
   ) {
     this.pool = new ZstdPool(opts.jobs);
     // Chunks finish out of order (a random chunk compresses ten times faster than a text one):
-    // room for finished chunks behind a slow one keeps the other workers busy.
-    this.output = new OrderedOutput(2 * opts.jobs + 2);
+    // room for finished chunks behind a slow one keeps the other workers busy; their frames
+    // are what bounds it, one chunk's worth beyond the jobs.
+    this.output = new OrderedOutput(2 * opts.jobs + 2, (opts.jobs + 1) * CHUNK_BYTES);
+    this.frames = new BufferPool(frameBound(CHUNK_BYTES), opts.jobs + 2);
   }
 
   async *run(batches: AsyncIterable<Rec[]>, out: Encoder): AsyncGenerator<Buffer[]> {
@@ -175,12 +183,34 @@ class Chunker {
         }
       }
       await this.output.flush(out);
-      yield out.take();
+      yield* this.send(out);
     }
     this.close();
     await this.output.flush(out, true);
     if (this.opts.layout === 'default') out.push(this.volumeObject());
-    yield out.take();
+    yield* this.send(out);
+  }
+
+  /**
+   * Hands out what is ready. The stage resumes this generator only once its consumer has
+   * written what was yielded (a write larger than the stream's high-water mark waits for the
+   * stream to drain; a file is written synchronously), so frame buffers are free again then.
+   */
+  private *send(out: Encoder): Generator<Buffer[]> {
+    const taken = out.take();
+    yield taken;
+    this.frames.returned(taken);
+  }
+
+  /** The frame to write; small ones are copied out and their buffer kept at once (see send()). */
+  private lendFrame(frame: Buffer): Buffer {
+    if (frame.length >= COPY_FRAMES_BELOW) {
+      this.frames.lend(frame, 1);
+      return frame;
+    }
+    const copy = Buffer.from(frame);
+    this.frames.lend(frame, 0);
+    return copy;
   }
 
   /** Counts the chunks an earlier run stored (its journal) into volume.json's totals. */
@@ -248,7 +278,7 @@ class Chunker {
       // One buffer per worker, and one being filled.
       if (this.buffers < this.opts.jobs + 1) {
         this.buffers++;
-        return chunkBuffer(CHUNK_BLOCKS * BLOCK_SIZE);
+        return chunkBuffer(CHUNK_BYTES);
       }
       // Every buffer is in a job: the oldest job gives its buffer back when it is done.
       if (!(await this.output.one(out))) throw new Error('no chunk buffer is free and no job is running');
@@ -266,13 +296,17 @@ class Chunker {
       this.free.push(c.raw);
       result = this.zeroChunk(count);
     } else {
-      const request = { raw: c.raw, length: count * BLOCK_SIZE, level: this.opts.level, zero: c.zero, claims: c.claims, verify: this.opts.verify, rawSha256: this.opts.layout === 'fsp' };
+      const request = { raw: c.raw, length: count * BLOCK_SIZE, level: this.opts.level, zero: c.zero, claims: c.claims, verify: this.opts.verify, rawSha256: this.opts.layout === 'fsp', into: this.frames.take() };
       result = this.pool.compress(request).then((r) => {
         this.free.push(r.raw);
-        return r;
+        return { ...r, frame: this.lendFrame(r.frame) };
       });
     }
-    this.output.job(result.then((r) => [this.chunkRecord(c, count, r)]));
+    // A chunk of zeros holds no buffer: its frame is the cached one.
+    this.output.job(
+      result.then((r) => [this.chunkRecord(c, count, r)]),
+      c.zeros === count ? 0 : count * BLOCK_SIZE,
+    );
   }
 
   private zeroChunk(count: number): Promise<CompressResult> {
@@ -283,7 +317,9 @@ class Chunker {
       const claims = new Array<null>(count).fill(null);
       cached = this.pool
         .compress({ raw, length: raw.length, level: this.opts.level, zero, claims, verify: false, rawSha256: this.opts.layout === 'fsp' })
-        .then((r) => ({ ...r, raw: Buffer.alloc(0) })); // the zeros are not needed again
+        // The zeros are not needed again; the frame, written for every such chunk, gets a buffer
+        // of its own size.
+        .then((r) => ({ ...r, raw: Buffer.alloc(0), frame: Buffer.from(r.frame) }));
       this.zeroChunks.set(count, cached);
     }
     return cached;

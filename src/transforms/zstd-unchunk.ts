@@ -17,7 +17,7 @@ import { BLOCK_SIZE, FORMAT_VERSION, isVolume, LINE, PAYLOAD, ZERO_BLOCK_SHA256,
 import { OrderError, Reorder } from '../core/reorder';
 import { badRecord, transform } from '../core/stage';
 import { VolumeHeader } from '../core/volume-header';
-import { defaultJobs, FrameError, ZstdPool } from '../core/zstd';
+import { BufferPool, defaultJobs, FrameError, ZstdPool } from '../core/zstd';
 
 const USAGE = `Usage: zstd-unchunk [options] [FILE|-]
 
@@ -57,6 +57,9 @@ Examples:
 
 ${EXIT_STATUS_TEXT}
 `;
+
+// A chunk's blocks at most: the size of the buffers chunks are decompressed into.
+const MAX_CHUNK_BYTES = 64 * BLOCK_SIZE;
 
 interface Options {
   layout: LayoutName;
@@ -119,6 +122,7 @@ class Unchunker {
   private fspFolder: string | undefined;
   private next = 0;
   private chunks = 0;
+  private readonly chunkBuffers: BufferPool;
   skipped = 0;
 
   constructor(
@@ -127,6 +131,18 @@ class Unchunker {
   ) {
     this.pool = new ZstdPool(opts.jobs);
     this.output = new OrderedOutput(opts.jobs + 1);
+    this.chunkBuffers = new BufferPool(MAX_CHUNK_BYTES, opts.jobs + 2);
+  }
+
+  /**
+   * Hands out what is ready; the stage resumes this generator only once its consumer has
+   * written what was yielded (blocks are larger than a pipe's high-water mark, so each write
+   * waits for the stream to drain), so the chunk buffers under those blocks are free again.
+   */
+  private *send(out: Encoder): Generator<Buffer[]> {
+    const taken = out.take();
+    yield taken;
+    this.chunkBuffers.returned(taken);
   }
 
   async *run(batches: AsyncIterable<Rec[]>, out: Encoder): AsyncGenerator<Buffer[]> {
@@ -137,12 +153,12 @@ class Unchunker {
         else this.output.records(rec);
       }
       await this.output.flush(out);
-      yield out.take();
+      yield* this.send(out);
     }
     for await (const c of this.reordered(this.reorder.finish())) yield* this.submit(c, out);
     await this.output.flush(out, true);
     this.finish();
-    yield out.take();
+    yield* this.send(out);
   }
 
   private takeVolume(rec: VolumeRec): void {
@@ -302,12 +318,12 @@ class Unchunker {
     this.chunks++;
     while (this.output.full) {
       await this.output.flush(out);
-      yield out.take();
+      yield* this.send(out);
     }
     const rawSize = c.blockCount * BLOCK_SIZE;
     const key = JSON.stringify(c.rec.key);
     const fsp = this.opts.layout === 'fsp';
-    const job = this.pool.decompress(frame, rawSize, fsp).then(
+    const job = this.pool.decompress(frame, rawSize, fsp, this.chunkBuffers.take()).then(
       (r) => {
         const got = fsp ? r.rawSha256 : r.blocksSha256;
         if (got !== c.checksum) throw new IntegrityError(`${this.where(c.rec)}: object ${key}: the decompressed chunk's ${this.checksumField} is ${got}, expected ${c.checksum}`);
@@ -318,6 +334,7 @@ class Unchunker {
           if (sha === null) blocks.push({ type: 'block', index, sha256: ZERO_BLOCK_SHA256, zero: true });
           else blocks.push({ type: 'block', index, sha256: sha, [PAYLOAD]: r.raw.subarray(i * BLOCK_SIZE, (i + 1) * BLOCK_SIZE) });
         }
+        this.chunkBuffers.lend(r.raw, r.blockSha256.filter((sha) => sha !== null).length);
         return blocks;
       },
       (err: Error) => {
