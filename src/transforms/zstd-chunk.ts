@@ -263,8 +263,8 @@ class Chunker {
     const c = this.current;
     const at = (index - c.first) * BLOCK_SIZE;
     if (data) data.copy(c.raw, at);
-    else c.raw.fill(0, at, at + BLOCK_SIZE);
-    c.zero.push(!data);
+    c.zero.push(!data); // its zeros are written at close(), if the chunk is compressed at all
+
     c.claims.push(sha);
     c.lines.push(rec[LINE] ?? 0);
     if (zero) c.zeros++;
@@ -296,6 +296,7 @@ class Chunker {
       this.free.push(c.raw);
       result = this.zeroChunk(count);
     } else {
+      c.zero.forEach((zero, i) => zero && c.raw.fill(0, i * BLOCK_SIZE, (i + 1) * BLOCK_SIZE));
       const request = { raw: c.raw, length: count * BLOCK_SIZE, level: this.opts.level, zero: c.zero, claims: c.claims, verify: this.opts.verify, rawSha256: this.opts.layout === 'fsp', into: this.frames.take() };
       result = this.pool.compress(request).then((r) => {
         this.free.push(r.raw);
