@@ -101,16 +101,17 @@ export const main = command({
           yield out.take();
           throw putter.explain(err);
         }
+        await putter.complete();
         if (session.settings.dryRun) {
           out.push(planRecord(ctx.command, { snapshotId: options.resume, parent: putter.parent, calls: putter.writer.calls, blocks: putter.blocksPut, bytes: putter.bytesPut }));
           yield out.take();
           return;
         }
-        await putter.complete();
-        yield out.take();
         if (options.wait) await putter.waitCompleted();
         out.push(putter.snapshotRecord(options.wait ? 'completed' : 'pending', true));
         yield out.take();
+        const retried = session.retry.summary();
+        if (retried) ctx.log(`${putter.writer.snapshotId}: ${putter.blocksPut} blocks put; ${retried}`);
       });
     } finally {
       session.close();
