@@ -298,9 +298,10 @@ function awsCli(args) {
     const env = { ...process.env, AWS_EC2_METADATA_DISABLED: 'true', AWS_ACCESS_KEY_ID: 'test', AWS_SECRET_ACCESS_KEY: 'test', AWS_DEFAULT_REGION: 'us-east-1', AWS_PAGER: '' };
     delete env.AWS_CA_BUNDLE;
     delete env.AWS_PROFILE;
-    execFile(AWS_CLI, args, { env, encoding: 'utf8', maxBuffer: 64 << 20, timeout: 60000 }, (error, stdout, stderr) =>
-      resolve({ code: error ? (typeof error.code === 'number' ? error.code : 255) : 0, error, stdout, stderr, args }),
-    );
+    execFile(AWS_CLI, args, { env, encoding: 'utf8', maxBuffer: 64 << 20, timeout: 60000 }, (error, stdout, stderr) => {
+      if (error?.code === 'ENOENT') stderr = `${AWS_CLI} is not installed (apt-get install awscli)`;
+      resolve({ code: error ? (typeof error.code === 'number' ? error.code : 255) : 0, error, stdout, stderr, args });
+    });
   });
 }
 
