@@ -122,8 +122,10 @@ test('the account quotas of List, Start and Complete answer with throttling erro
     assert.ok(refused.length > 0 && refused.length < 40, `${refused.length} of 40 lists refused at 5/s`);
     for (const e of refused) {
       assert.equal(e.$metadata.httpStatusCode, 400);
-      // Account-level throttling: the ThrottlingException of the EBS error-retries page.
-      assert.equal(e.name, 'ThrottlingException', e.message);
+      // Account-level throttling: the ThrottlingException of the EBS error-retries page, or the
+      // model's RequestThrottledException with Reason ACCOUNT_THROTTLED (AWS documents both).
+      if (e.name === 'RequestThrottledException') assert.equal(e.Reason, 'ACCOUNT_THROTTLED');
+      else assert.equal(e.name, 'ThrottlingException', e.message);
     }
     const starts = await Promise.allSettled(Array.from({ length: 20 }, () => ebs.send(new StartSnapshotCommand({ VolumeSize: 1 }))));
     assert.ok(starts.some((x) => x.status === 'rejected' && /Throttl/.test(x.reason.name)), 'StartSnapshot throttled at 3/s');
