@@ -112,6 +112,24 @@ test('s3-list | s3-get | s3-put copies a store exactly', async () => {
   assert.deepStrictEqual(listed, OBJECTS.map((o) => o.key).sort(byteOrder));
 });
 
+test('a copy of a volume holds its volume.json back: an interrupted copy has none, a full one restores', async () => {
+  const src = fresh();
+  const dst = fresh();
+  const img = path.join(work, `vol-${n++}.img`);
+  fs.writeFileSync(img, crypto.randomBytes(3 * 524288 + 1000));
+  await ok(`file-blocks ${img} | zstd-chunk | s3-put ${src} > /dev/null`);
+  const listing = readStream((await ok(`s3-list ${src}`)).stdout).recs;
+  assert.deepStrictEqual(listing.filter((r) => r.commit).map((r) => r.key), ['volume.json']);
+  const whole = (await ok(`s3-list ${src} | s3-get`)).stdout.length;
+  const cut = await sh(`s3-list ${src} | s3-get | head -c ${whole - 100} | s3-put ${dst}`);
+  assert.strictEqual(cut.code, 3, describe(cut));
+  assert.ok(!fs.existsSync(path.join(dst, 'volume.json')), 'an interrupted copy must not hold the commit marker');
+  const full = await ok(`s3-list ${src} | s3-get | s3-put ${dst}`);
+  const keys = readStream(full.stdout).recs.map((r) => r.key);
+  assert.strictEqual(keys[keys.length - 1], 'volume.json', describe(full));
+  await ok(`s3-list ${dst} | s3-get | zstd-unchunk | file-write ${img}.back && cmp ${img} ${img}.back`);
+});
+
 test('s3-list lists in UTF-8 byte order with size, mtime, etag, sha256 and store, and ends with the trailer', async () => {
   const store = fresh();
   await seed(store);

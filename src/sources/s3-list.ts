@@ -1,5 +1,6 @@
 import { command, EXIT_STATUS_TEXT, stringFlag } from '../core/command';
 import { UsageError } from '../core/errors';
+import { VOLUME_KEY } from '../core/layout';
 import type { ObjectRec } from '../core/records';
 import { source } from '../core/stage';
 import { keyProblem, openStore, type ObjectInfo } from '../core/store';
@@ -11,6 +12,11 @@ order, as S3 lists): key (relative to URL), size, mtime (ISO 8601), etag, storag
 sha256 when the store knows them, and store (the URL, so s3-get needs no argument). Records
 are written page by page as the store returns them; the listing ends with the "end" trailer,
 which is what marks it complete: a listing without it must never decide a delete.
+
+A layout's commit marker (a key named volume.json, at the top or under any folder) is listed
+with "commit": true, so that a copy (s3-list | s3-get | s3-put) writes it only after every
+other object was copied: an interrupted copy never leaves a marker that promises chunks the
+copy does not hold.
 
 URL is a directory (/backups/disk, ./out, file:///backups/disk) or s3://bucket/prefix.
 
@@ -52,6 +58,12 @@ function objectRecord(info: ObjectInfo, store: string): ObjectRec {
   if (info.storageClass !== undefined) rec.storageClass = info.storageClass;
   if (info.sha256 !== undefined) rec.sha256 = info.sha256;
   if (info.versionId !== undefined) rec.versionId = info.versionId;
+  if (isCommitMarker(info.key)) rec.commit = true;
   rec.store = store;
   return rec;
+}
+
+/** volume.json sorts before the chunks it counts, so a copy in key order must hold it back. */
+function isCommitMarker(key: string): boolean {
+  return key === VOLUME_KEY || key.endsWith(`/${VOLUME_KEY}`);
 }
