@@ -4,7 +4,8 @@
 # `strip` passes lines on as read, checked but not built into objects; `progress -q` shows the
 # cost of a stage that builds every record and serializes it again.
 # Prints the records/s of each (medians of 3 runs), per wall-clock and per CPU second, and the
-# ratios to jq, all measured in the same run.
+# ratios to jq, all measured in the same run; then the CPU time of the codec's parts in one
+# process (bench/lib/codec-parts.js).
 # Usage: bash bench/codec.sh [RECORDS]   (default 1000000; build first with `npx tsc -p .`)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -53,3 +54,4 @@ if command -v jq > /dev/null; then
 else
   echo "  jq -c .  not installed: no comparison"
 fi
+node bench/lib/codec-parts.js "$manifest"

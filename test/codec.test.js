@@ -591,4 +591,10 @@ test('passLines: invalid lines get the same located errors as without it', () =>
   }
   const changed = Buffer.from(stream(valid).toString().replace('"index":0', '"index":1'));
   throwsAt(() => decodeChunks([changed], { passLines: true }), InvalidInputError, 3, /digest/);
+  // A trailer without "format" is still the trailer: checked, and nothing may follow it.
+  const noFormat = Buffer.from(stream(valid).toString().replace('"format":1,"records"', '"records"'));
+  assert.strictEqual(decodeChunks([noFormat], { passLines: true }).decoder.trailer.records, 2);
+  const miscounted = Buffer.from(noFormat.toString().replace('"records":2', '"records":5'));
+  throwsAt(() => decodeChunks([miscounted], { passLines: true }), InvalidInputError, 3, /it counts 5 records/);
+  throwsAt(() => decodeChunks([noFormat, Buffer.from('{"type":"block"}\n')], { passLines: true }), InvalidInputError, 4, /^data after the end record$/);
 });

@@ -187,7 +187,8 @@ export class Decoder {
       const next = newline + 1;
       this.line++;
       const type = scanner.type(bytes, from, newline);
-      if (type !== undefined) {
+      // The trailer is parsed and checked, even one without "format".
+      if (type !== undefined && type !== 'end') {
         this.records++;
         out.push({ type, [LINE]: this.line, [SOURCE]: { bytes, start: from, end: next } });
         from = next;
