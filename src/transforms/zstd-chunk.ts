@@ -44,7 +44,7 @@ data did not match is found when zstd-unchunk reads the chunk back.
 Chunks are compressed on worker threads, one per job, and written in input order. Memory:
 a 32 MiB buffer per job and one more, and the frames of at most jobs + 1 chunks (being made,
 or finished and waiting for a slower one before them), plus the one being written: on
-incompressible data about 80 MiB + 64 MiB x (jobs + 1).
+incompressible data about 80 MiB + 32 MiB x (2 x jobs + 3), some 300 MiB with 2 jobs.
 
 Layouts (docs/LAYOUTS.md):
   default  zstd/{firstBlock, 10 digits}-{blockCount}-{blocksSha256, base64url}.zst for each
