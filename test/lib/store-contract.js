@@ -97,6 +97,16 @@ function storeContract(name, makeStore) {
       assert.strictEqual(listed.etag, put.etag);
     });
 
+    it('puts with batch are stored and readable at once; flush() then makes them durable', async () => {
+      const { store } = await makeStore();
+      const puts = await Promise.all(['b/1', 'b/2', 'c/d/3'].map((key) => store.put(key, Buffer.from(key), { batch: true })));
+      assert.deepStrictEqual(puts.map((p) => p.sha256), ['b/1', 'b/2', 'c/d/3'].map((key) => sha256(Buffer.from(key))));
+      assert.deepStrictEqual(await keys(store), ['b/1', 'b/2', 'c/d/3']);
+      assert.strictEqual((await store.get('c/d/3')).data.toString(), 'c/d/3');
+      await store.flush();
+      await store.flush(); // nothing left to flush is no error
+    });
+
     it('a put replaces the object whole', async () => {
       const { store } = await makeStore();
       await store.put('k', Buffer.from('first version, longer'));
