@@ -1,6 +1,6 @@
 'use strict';
-// Load generator for bench/ebs-emulator.sh: raw HTTP keep-alive requests from CONCURRENCY
-// connections for SECONDS, against an ebs-emulator at URL whose process id is PID.
+// Load generator for bench/ebs-emulator.sh: HTTP/1.1 keep-alive requests written on raw sockets
+// from CONCURRENCY connections for SECONDS, against an ebs-emulator at URL whose process id is PID.
 //   node bench/lib/ebs-load.js get URL PID SNAPSHOT [SECONDS] [CONCURRENCY]
 //     GetSnapshotBlock over every listed block of SNAPSHOT in turn; bodies read and discarded.
 //   node bench/lib/ebs-load.js put URL PID VOLUME_GIB [SECONDS] [CONCURRENCY]
@@ -12,6 +12,7 @@
 const crypto = require('node:crypto');
 const fs = require('node:fs');
 const http = require('node:http');
+const net = require('node:net');
 
 const BLOCK = 524288;
 const TICKS = 100; // USER_HZ: /proc/PID/stat counts CPU time in 1/100 s on Linux
@@ -33,18 +34,73 @@ function clientCpu() {
   return (u.user + u.system) / 1e6;
 }
 
-/** One request; resolves with [status, body length] once the whole body has been read. */
-function request(method, path, headers = {}, body) {
-  return new Promise((resolve, reject) => {
-    const req = http.request(new URL(path, url), { method, agent, headers: { ...AUTH, ...headers } }, (res) => {
-      let n = 0;
-      res.on('data', (c) => (n += c.length));
-      res.on('end', () => resolve([res.statusCode, n]));
-      res.on('error', reject);
+/**
+ * One keep-alive connection speaking just enough HTTP/1.1 for this: a request, then the status
+ * line and Content-Length of the answer, whose body is counted and dropped. Node's http client
+ * spent about 0.8 ms of CPU per 512 KiB body here (against 0.2 ms for this), which on 2 shared
+ * cores would have measured the client rather than the server.
+ */
+class Connection {
+  constructor() {
+    const { hostname, port } = new URL(url);
+    this.socket = net.connect(Number(port), hostname);
+    this.socket.setNoDelay(true);
+    this.head = Buffer.alloc(0);
+    this.status = 0;
+    this.need = -1;
+    this.got = 0;
+    this.waiting = null;
+    this.socket.on('data', (chunk) => this.onData(chunk));
+    this.socket.on('error', (err) => this.fail(err));
+    this.socket.on('close', () => this.fail(new Error('connection closed')));
+  }
+  fail(err) {
+    const w = this.waiting;
+    this.waiting = null;
+    if (w) w.reject(err);
+  }
+  onData(chunk) {
+    let off = 0;
+    while (off < chunk.length) {
+      if (this.need < 0) {
+        this.head = Buffer.concat([this.head, chunk.subarray(off)]);
+        const end = this.head.indexOf('\r\n\r\n');
+        if (end < 0) return;
+        const text = this.head.subarray(0, end).toString('latin1');
+        const length = /\r\ncontent-length: *(\d+)/i.exec(text);
+        if (!length) return this.fail(new Error(`an answer without Content-Length: ${text.split('\r\n')[0]}`));
+        this.status = Number(text.slice(9, 12));
+        this.need = Number(length[1]);
+        this.got = 0;
+        off = chunk.length - (this.head.length - (end + 4));
+        this.head = Buffer.alloc(0);
+      }
+      const take = Math.min(this.need, chunk.length - off);
+      this.need -= take;
+      this.got += take;
+      off += take;
+      if (this.need === 0) {
+        this.need = -1;
+        const w = this.waiting;
+        this.waiting = null;
+        w.resolve([this.status, this.got]);
+      }
+    }
+  }
+  /** Resolves with [status, body length] once the whole answer has arrived. */
+  request(method, path, headers = {}, body) {
+    return new Promise((resolve, reject) => {
+      this.waiting = { resolve, reject };
+      let head = `${method} ${path} HTTP/1.1\r\nHost: ${new URL(url).host}\r\nAuthorization: ${AUTH.authorization}\r\n`;
+      for (const [k, v] of Object.entries(headers)) head += `${k}: ${v}\r\n`;
+      if (body) {
+        this.socket.cork();
+        this.socket.write(`${head}\r\n`, 'latin1');
+        this.socket.write(body);
+        this.socket.uncork();
+      } else this.socket.write(`${head}\r\n`, 'latin1');
     });
-    req.on('error', reject);
-    req.end(body);
-  });
+  }
 }
 
 async function json(method, path, body) {
@@ -76,11 +132,13 @@ async function drive(one) {
   const stopAt = t0 + Number(seconds) * 1000;
   await Promise.all(
     Array.from({ length: Number(concurrency) }, async () => {
+      const conn = new Connection();
       while (performance.now() < stopAt) {
-        const [status, len] = await one(next++);
+        const [status, len] = await one(conn, next++);
         if (status >= 200 && status < 300 && len === (mode === 'get' ? BLOCK : 0)) done++;
         else if (errors++ < 3) firstErrors.push(`${status} (${len} bytes)`);
       }
+      conn.socket.destroy();
     }),
   );
   const elapsed = (performance.now() - t0) / 1000;
@@ -98,7 +156,7 @@ async function getLoad(snapshot) {
     token = page.NextToken;
   } while (token);
   if (!blocks.length) throw new Error(`${snapshot} lists no blocks`);
-  return drive((n) => request('GET', blocks[n % blocks.length]));
+  return drive((conn, n) => conn.request('GET', blocks[n % blocks.length]));
 }
 
 async function putLoad(volumeGiB) {
@@ -106,7 +164,7 @@ async function putLoad(volumeGiB) {
   const data = Array.from({ length: 8 }, () => crypto.randomBytes(BLOCK));
   const headers = data.map((d) => ({ 'x-amz-Data-Length': String(BLOCK), 'x-amz-Checksum': crypto.createHash('sha256').update(d).digest('base64'), 'x-amz-Checksum-Algorithm': 'SHA256', 'content-length': BLOCK }));
   const indexes = Number(volumeGiB) * 2048;
-  const result = await drive((n) => request('PUT', `/snapshots/${SnapshotId}/blocks/${n % indexes}`, headers[n % 8], data[n % 8]));
+  const result = await drive((conn, n) => conn.request('PUT', `/snapshots/${SnapshotId}/blocks/${n % indexes}`, headers[n % 8], data[n % 8]));
   return { ...result, snapshot: SnapshotId };
 }
 
