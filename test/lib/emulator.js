@@ -2,7 +2,9 @@
 // Starts the real bin/ebs-emulator on a free port and talks to it the ways a user would: the AWS
 // SDK's EBS and EC2 clients, raw HTTP (to see status lines and headers), and /usr/bin/aws.
 const { spawn, execFile } = require('node:child_process');
+const assert = require('node:assert/strict');
 const crypto = require('node:crypto');
+const fs = require('node:fs');
 const http = require('node:http');
 const path = require('node:path');
 const {
@@ -15,7 +17,6 @@ const {
   GetSnapshotBlockCommand,
 } = require('@aws-sdk/client-ebs');
 const { EC2Client, DescribeSnapshotsCommand } = require('@aws-sdk/client-ec2');
-const { NodeHttpHandler } = require('@smithy/node-http-handler');
 const { BIN } = require('./run');
 
 const BLOCK = 524288;
@@ -98,7 +99,8 @@ function ebsClient(url, { maxAttempts = 1, maxSockets = 64 } = {}) {
     region: 'us-east-1',
     credentials: CREDENTIALS,
     maxAttempts,
-    requestHandler: new NodeHttpHandler({ httpAgent: new http.Agent({ keepAlive: true, maxSockets }) }),
+    // The options of the SDK's own Node handler: keep-alive connections, up to maxSockets of them.
+    requestHandler: { httpAgent: new http.Agent({ keepAlive: true, maxSockets }) },
   });
 }
 
@@ -108,7 +110,7 @@ function ec2Client(url) {
 
 /** The resident set of a process in KiB, from /proc. */
 function rssKiB(pid) {
-  const status = require('node:fs').readFileSync(`/proc/${pid}/status`, 'utf8');
+  const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
   return Number(/^VmRSS:\s+(\d+) kB/m.exec(status)[1]);
 }
 
@@ -179,7 +181,6 @@ async function rejects(promise, { name, status, reason, message }) {
   } catch (e) {
     err = e;
   }
-  const { strict: assert } = require('node:assert');
   assert.ok(err, `expected ${name}, the call succeeded`);
   const seen = `${err.name} ${err.$metadata?.httpStatusCode} Reason=${err.Reason} "${err.message}"`;
   assert.equal(err.name, name, `expected ${name}, got ${seen}`);
