@@ -1,0 +1,88 @@
+# Argument handling shared by the composed commands in bin/ (ebs-size, ebs-download, ...): each
+# is a short bash pipeline of sluice commands, and this is only what every one of them parses.
+# A command sets $USAGE (this adds the exit statuses), sources this file, and reads its arguments with a loop of the form
+#   while (($#)); do case $1 in --own-flag) ...; shift 2 ;; *) common_arg "$@"; shift "$taken" ;; esac; done
+
+name=$(basename "$0")
+USAGE+='
+
+Exit status: of the first stage of the pipeline that failed, from the toolkit'"'"'s table:
+  0    success (also when the reader of stdout went away)
+  1    failure: I/O or remote error
+  2    usage error
+  3    the input ended without its end trailer; nothing was committed
+  4    the input is not a valid stream
+  5    integrity: a checksum, length or size did not match
+  130  interrupted (SIGINT); 143 terminated (SIGTERM)
+'
+
+aws=()      # AWS settings of the snapshots read (or written): --region, --profile, --endpoint-url
+args=()     # positional arguments
+declare -A dest_setting=()  # --dest-region, --dest-profile, --dest-endpoint-url (ebs-copy, ebs-sync)
+
+# "--flag=value" becomes "--flag" "value" (up to a "--"), so the commands match flags alone.
+split=()
+while (($#)); do
+  case $1 in
+    --) split+=("$@"); break ;;
+    --*=*) split+=("${1%%=*}" "${1#*=}") ;;
+    *) split+=("$1") ;;
+  esac
+  shift
+done
+set -- "${split[@]}"
+
+usage_error() {
+  printf '%s: %s\n\n%s' "$name" "$1" "$USAGE" >&2
+  exit 2
+}
+
+# The value of a flag that takes one: "$2" of "$@", or a usage error when it is missing.
+need_value() {
+  (($# >= 2)) || usage_error "$1 needs a value"
+  value=$2
+}
+
+# Takes the argument(s) at "$1": --help, an AWS setting, --dest-* when the command set
+# accepts_dest=1, "--", or a positional. Sets $taken to the number consumed.
+common_arg() {
+  taken=1
+  case $1 in
+    -h | --help) printf '%s' "$USAGE"; exit 0 ;;
+    --region | --profile | --endpoint-url) need_value "$@"; aws+=("$1" "$value"); taken=2 ;;
+    --dest-region | --dest-profile | --dest-endpoint-url)
+      [[ ${accepts_dest:-} ]] || usage_error "unknown option $1"
+      need_value "$@"; dest_setting[--${1#--dest-}]=$value; taken=2 ;;
+    --) shift; args+=("$@"); taken=$(($# + 1)) ;;
+    -?*) usage_error "unknown option $1" ;;
+    *) args+=("$1") ;;
+  esac
+}
+
+# The destination's AWS settings: each --dest-* given, else the source's same setting.
+dest_aws() {
+  dest=()
+  local i flag
+  for ((i = 0; i < ${#aws[@]}; i += 2)); do
+    [[ -v dest_setting[${aws[i]}] ]] || dest+=("${aws[i]}" "${aws[i + 1]}")
+  done
+  for flag in "${!dest_setting[@]}"; do dest+=("$flag" "${dest_setting[$flag]}"); done
+}
+
+# Ends the script with the status of a pipeline's first stage that failed: the stages after it
+# only saw their input stop short (status 3), which says less. Use: a | b || exit_first "${PIPESTATUS[@]}"
+exit_first() {
+  local s
+  for s in "$@"; do ((s == 0)) || exit "$s"; done
+  exit 1
+}
+
+# file-write's flags for a set of targets: new files, or, when every target is a block device,
+# in place with the blocks the stream lacks written as zeros (a device is not empty to begin with).
+target_flags() {
+  local t devices=0
+  for t in "$@"; do [[ -b $t ]] && devices=$((devices + 1)); done
+  if ((devices == 0)); then write_flags=(); return; fi
+  ((devices == $#)) || usage_error "targets mix block devices and files; give them in separate runs"
+  write_flags=(--in-place --zero-absent)
+}

@@ -1,0 +1,229 @@
+'use strict';
+// The composed commands (bin/ebs-size, ebs-download, ... : bash pipelines of the toolkit's
+// commands, one per Flexible Snapshot Proxy job) against two real ebs-emulators and a local
+// store. Every result is read back and compared byte for byte with what went in.
+const test = require('node:test');
+const assert = require('node:assert');
+const fs = require('node:fs');
+const path = require('node:path');
+const { sh, ok, describe, tmpdir } = require('./lib/run');
+const { startEmulator, synthetic, listAll, listPages } = require('./lib/emulator');
+const { writePattern } = require('./lib/pattern');
+
+const BLOCK = 524288;
+const GIB = 1 << 30;
+const COMPOSITIONS = ['ebs-size', 'ebs-download', 'ebs-deltadownload', 'ebs-upload', 'ebs-copy', 'ebs-sync', 'ebs-multiclone', 'ebs-fanout', 'ebs-movetos3', 'ebs-getfroms3'];
+const work = tmpdir('sluice-compose-');
+let n = 0;
+const file = (name) => path.join(work, `${n++}-${name}`);
+
+// Two servers: the source (its URL is the default endpoint of every script) and a destination.
+let src;
+let dst;
+let env;
+test.before(async () => {
+  [src, dst] = await Promise.all([0, 1].map(() => startEmulator(['--completion-ms', '50', '--no-quotas'])));
+  env = {
+    AWS_ACCESS_KEY_ID: 'test',
+    AWS_SECRET_ACCESS_KEY: 'test',
+    AWS_REGION: 'us-east-1',
+    AWS_EC2_METADATA_DISABLED: 'true',
+    AWS_ENDPOINT_URL_EBS: src.url,
+    AWS_ENDPOINT_URL_EC2: src.url,
+  };
+});
+test.after(() => Promise.all([src.stop(), dst.stop()]));
+
+const run = (script) => sh(script, { env });
+const must = (script) => ok(script, { env });
+const records = (r) => r.stdout.toString().trim().split('\n').filter(Boolean).map((l) => JSON.parse(l));
+
+/** The id of the snapshot an ebs-put journal (or ebs-fanout's output line) says was completed. */
+function completedId(r) {
+  const done = records(r).filter((x) => x.type === 'snapshot' && x.status === 'completed');
+  assert.strictEqual(done.length, 1, `one completed snapshot record${describe(r)}`);
+  return done[0].snapshotId;
+}
+
+/** Checks that `restored` holds `img` and then only zeros up to whole GiB. */
+async function assertHolds(restored, img) {
+  const size = fs.statSync(img).size;
+  const total = fs.statSync(restored).size;
+  assert.strictEqual(total, Math.ceil(size / GIB) * GIB, `${restored} is the volume's size`);
+  await must(`cmp -n ${size} ${img} ${restored} && cmp -n ${total - size} -i ${size}:0 ${restored} /dev/zero`);
+}
+
+/** A patterned image with a hole, a zeroed block and, unless told, a partial last block. */
+function image(pattern, size = 6 * BLOCK + 1000) {
+  const img = file(`${pattern}.img`);
+  writePattern(img, size, pattern, { holes: [[2 * BLOCK, 3 * BLOCK]] });
+  const fd = fs.openSync(img, 'r+');
+  fs.writeSync(fd, Buffer.alloc(BLOCK), 0, BLOCK, 4 * BLOCK);
+  fs.closeSync(fd);
+  return img;
+}
+
+/** Uploads an image with ebs-upload (flags before it); resolves with the new snapshot's id. */
+async function upload(img, flags = '') {
+  return completedId(await must(`ebs-upload ${flags} ${img}`));
+}
+
+/** Two sibling synthetic snapshots of one root: blocks written, zeroed, and lost on either side. */
+async function siblings() {
+  const root = await synthetic(src, { VolumeSize: 1, Pattern: 'every2nd', Seed: 21, SparseFraction: 0.97 });
+  const a = await synthetic(src, { VolumeSize: 1, Pattern: 'every4th', Seed: 22, SparseFraction: 0.98, ZeroFraction: 0.3, ParentSnapshotId: root });
+  const b = await synthetic(src, { VolumeSize: 1, Pattern: 'every3rd4th', Seed: 23, SparseFraction: 0.98, ZeroFraction: 0.3, ParentSnapshotId: root });
+  return { root, a, b };
+}
+
+test('each composition: --help prints its usage (status 0); no arguments or an unknown flag is a usage error (2)', async () => {
+  for (const c of COMPOSITIONS) {
+    const help = await must(`${c} --help`);
+    assert.match(help.stdout.toString(), new RegExp(`^Usage: ${c} `), c);
+    assert.match(help.stdout.toString(), /^  5 +integrity/m, `${c}: the exit statuses`);
+    const bare = await run(c);
+    assert.strictEqual(bare.code, 2, `${c} without arguments${describe(bare)}`);
+    assert.match(bare.stderr, new RegExp(`^${c}: expected `), c);
+    const bad = await run(`${c} --no-such-flag snap-00000000000000001 x y`);
+    assert.strictEqual(bad.code, 2, `${c} --no-such-flag${describe(bad)}`);
+    assert.match(bad.stderr, new RegExp(`^${c}: unknown option --no-such-flag\n`), c);
+    const missing = await run(`${c} snap-00000000000000001 --region`);
+    assert.strictEqual(missing.code, 2, `${c} --region without a value${describe(missing)}`);
+  }
+});
+
+test('ebs-upload then ebs-download: the file back byte for byte, partial last block, hole and zero block included', async () => {
+  const img = image('every2nd');
+  const id = await upload(img, '--description every2nd');
+  const out = file('download.img');
+  await must(`ebs-download --endpoint-url ${src.url} ${id} ${out}`);
+  await assertHolds(out, img);
+  // Only the blocks with data were put: not the hole (block 2), nor the zeroed block 4.
+  assert.deepStrictEqual((await listAll(src.ebs(), id)).map((b) => b.BlockIndex), [0, 1, 3, 5, 6]);
+  const again = await run(`ebs-download ${id} ${out}`);
+  assert.strictEqual(again.code, 1, `an existing file is refused without -f${describe(again)}`);
+  await must(`ebs-download -f -j 4 ${id} ${out} && cmp -n ${fs.statSync(img).size} ${img} ${out}`);
+});
+
+test('ebs-download of an unknown snapshot fails with status 1 naming it, and leaves no file', async () => {
+  const out = file('none.img');
+  const r = await run(`ebs-download snap-0123456789abcdef0 ${out}`);
+  assert.strictEqual(r.code, 1, describe(r));
+  assert.match(r.stderr, /snap-0123456789abcdef0/);
+  assert.ok(!fs.existsSync(out));
+});
+
+test('ebs-size: blocks and bytes of a 1 GiB synthetic snapshot, and of the delta between siblings', async () => {
+  const { root, a, b } = await siblings();
+  const size = records(await must(`ebs-size ${a}`))[0];
+  const listed = await listAll(src.ebs(), a);
+  assert.strictEqual(size.blocks, listed.length);
+  assert.strictEqual(size.dataBytes, listed.length * BLOCK);
+  assert.ok(listed.length > 20 && listed.length < 2048, `a mostly sparse snapshot (${listed.length} blocks)`);
+  const diff = records(await must(`ebs-size --parent ${a} ${b}`))[0];
+  const changed = (await listPages(src.ebs(), b, { first: a })).flatMap((p) => p.ChangedBlocks);
+  assert.strictEqual(diff.blocks, changed.length);
+  assert.strictEqual(diff.dataBytes, changed.length * BLOCK);
+  // The blocks a has and b lost (neither b nor the root wrote them) come out as zero blocks.
+  const lost = changed.filter((c) => !c.SecondBlockToken).length;
+  assert.ok(lost > 0, 'the siblings lose blocks to each other');
+  assert.ok(diff.zeroBlocks >= lost);
+  const human = await must(`ebs-size -H --parent=${root} ${b}`);
+  assert.match(human.stdout.toString(), /\d/);
+});
+
+// The siblings and their reference copies (ebs-download), shared by the tests that need them.
+let family;
+async function downloaded() {
+  if (!family) {
+    const { a, b } = await siblings();
+    family = { a, b, refA: file('ref-a.img'), refB: file('ref-b.img') };
+    await must(`ebs-download ${a} ${family.refA} && ebs-download ${b} ${family.refB}`);
+    const differ = await run(`cmp ${family.refA} ${family.refB}`);
+    assert.strictEqual(differ.code, 1, 'A and B differ to begin with');
+  }
+  return family;
+}
+
+test('ebs-multiclone makes copies equal to ebs-download\'s; ebs-deltadownload turns one into B, zeros where B lost A\'s blocks', async () => {
+  const { a, b, refA, refB } = await downloaded();
+  const [copy1, copy2] = [file('a1.img'), file('a2.img')];
+  await must(`ebs-multiclone ${a} ${copy1} ${copy2}`);
+  await must(`cmp ${copy1} ${refA} && cmp ${copy2} ${refA}`);
+  await must(`ebs-deltadownload ${a} ${b} ${copy1}`);
+  await must(`cmp ${copy1} ${refB}`);
+  const missing = await run(`ebs-deltadownload ${a} ${b} ${file('absent.img')}`);
+  assert.strictEqual(missing.code, 2, describe(missing));
+});
+
+test('ebs-copy to another endpoint, then ebs-sync of the delta onto the copy: each reads back as its source', async () => {
+  const { a, b, refA, refB } = await downloaded();
+  const aCopy = completedId(await must(`ebs-copy --dest-endpoint-url ${dst.url} --description copy ${a}`));
+  const synced = await must(`ebs-sync --dest-endpoint-url=${dst.url} ${a} ${b} ${aCopy}`);
+  const bSync = completedId(synced);
+  const [dstA, dstB] = [file('a-copy.img'), file('b-sync.img')];
+  await must(`ebs-download --endpoint-url ${dst.url} ${aCopy} ${dstA} && cmp ${dstA} ${refA}`);
+  await must(`ebs-download --endpoint-url ${dst.url} ${bSync} ${dstB} && cmp ${dstB} ${refB}`);
+  // The sync put exactly the delta's blocks (zeros where b lost a's), not the whole of b.
+  const delta = records(await must(`ebs-size --parent ${a} ${b}`))[0].blocks;
+  const last = records(synced).filter((x) => x.type === 'snapshot').pop();
+  assert.strictEqual(last.blocksPut, delta);
+});
+
+test('ebs-fanout: one file into a snapshot at each of two endpoints, partial last block kept', async () => {
+  const img = image('every3rd4th', 3 * BLOCK + 777);
+  const r = await must(`ebs-fanout ${img} --to ${src.url} --to ${dst.url}`);
+  const done = records(r);
+  assert.strictEqual(done.length, 2, describe(r));
+  const outs = [];
+  for (const [i, emu] of [src, dst].entries()) {
+    assert.strictEqual(done[i].status, 'completed');
+    const out = file(`fanout-${i}.img`);
+    await must(`ebs-download --endpoint-url ${emu.url} ${done[i].snapshotId} ${out}`);
+    await assertHolds(out, img);
+    outs.push(out);
+  }
+  // From a snapshot, too: the copy at the destination reads back as the source.
+  const again = records(await must(`ebs-fanout ${done[0].snapshotId} --to ${dst.url}`));
+  const out = file('fanout-snap.img');
+  await must(`ebs-download --endpoint-url ${dst.url} ${again[0].snapshotId} ${out}`);
+  await assertHolds(out, img);
+});
+
+test('ebs-movetos3 and ebs-getfroms3, default layout: back into a file and into a new snapshot', async () => {
+  const img = image('every4th');
+  const id = await upload(img);
+  const store = file('store');
+  const moved = await must(`ebs-movetos3 ${id} ${store}`);
+  assert.ok(records(moved).some((x) => x.key === 'volume.json'), describe(moved));
+  const out = file('from-s3.img');
+  await must(`ebs-getfroms3 ${store} ${out}`);
+  await assertHolds(out, img);
+  const back = completedId(await must(`ebs-getfroms3 ${store} --to-snapshot`));
+  const out2 = file('from-s3-snap.img');
+  await must(`ebs-download ${back} ${out2}`);
+  await assertHolds(out2, img);
+  const both = await run(`ebs-getfroms3 --region us-east-1 ${store} ${file('x.img')}`);
+  assert.strictEqual(both.code, 2, `AWS settings without --to-snapshot${describe(both)}`);
+});
+
+test('ebs-movetos3 --layout fsp leaves zero blocks out, --full-copy keeps them; ebs-getfroms3 --layout fsp reads both back', async () => {
+  const img = image('every2nd');
+  const id = await upload(img);
+  // A snapshot listing a zero block: the delta of a re-upload with block 1 zeroed since.
+  const fd = fs.openSync(img, 'r+');
+  fs.writeSync(fd, Buffer.alloc(BLOCK), 0, BLOCK, BLOCK);
+  fs.closeSync(fd);
+  const child = await upload(img, `--parent ${id}`);
+  // Chunks as first.count: without --full-copy the zero block 1 is a gap; block 4 is in no snapshot.
+  for (const [flags, chunks] of [['', ['0.1', '3.1', '5.2']], ['--full-copy', ['0.2', '3.1', '5.2']]]) {
+    const store = file('fsp');
+    await must(`ebs-movetos3 --layout fsp ${flags} ${child} ${store}`);
+    const keys = records(await must(`s3-list ${store}/${child}.1`)).filter((x) => x.type === 'object').map((x) => x.key);
+    const firstCount = keys.map((k) => k.split('.')).map((p) => `${p[0]}.${p[p.length - 2]}`);
+    assert.deepStrictEqual(firstCount.sort(), chunks, `${flags}: ${keys}`);
+    const out = file('fsp.img');
+    await must(`ebs-getfroms3 --layout fsp ${store}/${child}.1 ${out}`);
+    await assertHolds(out, img);
+  }
+});
