@@ -6,7 +6,8 @@ const USAGE = `Usage: strip [FILE|-]
 
 Drops every payload, turning a frame stream into a manifest: plain NDJSON that tee, jq, grep
 and diff can read, and that can be replayed into a later stage. Records keep their checksums;
-only "len" and the bytes after the line go.
+only "len" and the bytes after the line go. A line without a payload is checked and passed on
+byte for byte as it came in; a line that had one is written again without its "len".
 
 Options:
   -h, --help   show this text
