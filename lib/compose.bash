@@ -1,20 +1,9 @@
 # Argument handling shared by the composed commands in bin/ (ebs-size, ebs-download, ...): each
 # is a short bash pipeline of sluice commands, and this is only what every one of them parses.
-# A command sets $USAGE (this adds the exit statuses), sources this file, and reads its arguments with a loop of the form
+# A command sets $here and $USAGE, sources this file, and reads its arguments with a loop of the form
 #   while (($#)); do case $1 in --own-flag) ...; shift 2 ;; *) common_arg "$@"; shift "$taken" ;; esac; done
 
 name=$(basename "$0")
-USAGE+='
-
-Exit status: of the first stage of the pipeline that failed, from the toolkit'"'"'s table:
-  0    success (also when the reader of stdout went away)
-  1    failure: I/O or remote error
-  2    usage error
-  3    the input ended without its end trailer; nothing was committed
-  4    the input is not a valid stream
-  5    integrity: a checksum, length or size did not match
-  130  interrupted (SIGINT); 143 terminated (SIGTERM)
-'
 
 aws=()      # AWS settings of the snapshots read (or written): --region, --profile, --endpoint-url
 args=()     # positional arguments
@@ -32,8 +21,16 @@ while (($#)); do
 done
 set -- "${split[@]}"
 
+# The usage text, ending with the toolkit's exit statuses (as every command's does); a
+# composition exits with the status of its pipeline's first stage that failed.
+usage() {
+  printf '%s\n\nThe status is that of the first stage of the pipeline that failed.\n' "$USAGE"
+  node -e 'process.stdout.write(require(process.argv[1]).EXIT_STATUS_TEXT + "\n")' "$here/../dist/core/command.js"
+}
+
 usage_error() {
-  printf '%s: %s\n\n%s' "$name" "$1" "$USAGE" >&2
+  printf '%s: %s\n\n' "$name" "$1" >&2
+  usage >&2
   exit 2
 }
 
@@ -48,7 +45,7 @@ need_value() {
 common_arg() {
   taken=1
   case $1 in
-    -h | --help) printf '%s' "$USAGE"; exit 0 ;;
+    -h | --help) usage; exit 0 ;;
     --region | --profile | --endpoint-url) need_value "$@"; aws+=("$1" "$value"); taken=2 ;;
     --dest-region | --dest-profile | --dest-endpoint-url)
       [[ ${accepts_dest:-} ]] || usage_error "unknown option $1"

@@ -92,6 +92,18 @@ test('each composition: --help prints its usage (status 0); no arguments or an u
   }
 });
 
+test('each composition is a package.json bin entry with a README section under "### Compositions"', () => {
+  const { ROOT } = require('./lib/run');
+  const pkg = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8'));
+  const readme = fs.readFileSync(path.join(ROOT, 'README.md'), 'utf8');
+  const section = readme.slice(readme.indexOf('\n### Compositions\n'), readme.indexOf('\n### `ebs-emulator`'));
+  for (const c of COMPOSITIONS) {
+    assert.strictEqual(pkg.bin[c], `bin/${c}`, c);
+    assert.ok(fs.statSync(path.join(ROOT, 'bin', c)).mode & 0o111, `bin/${c} is executable`);
+    assert.match(section, new RegExp(`^#### \`${c}\`$`, 'm'), c);
+  }
+});
+
 test('ebs-upload then ebs-download: the file back byte for byte, partial last block, hole and zero block included', async () => {
   const img = image('every2nd');
   const id = await upload(img, '--description every2nd');
@@ -188,6 +200,23 @@ test('ebs-fanout: one file into a snapshot at each of two endpoints, partial las
   const out = file('fanout-snap.img');
   await must(`ebs-download --endpoint-url ${dst.url} ${again[0].snapshotId} ${out}`);
   await assertHolds(out, img);
+});
+
+test('ebs-fanout: a destination that refuses does not stop the others; the status is its failure', async () => {
+  const full = await startEmulator(['--quota', 'pending=0']);
+  try {
+    const img = image('every4th', 2 * BLOCK);
+    const r = await run(`ebs-fanout ${img} --to ${full.url} --to ${dst.url}`);
+    assert.strictEqual(r.code, 1, describe(r));
+    assert.match(r.stderr, new RegExp(`ebs-fanout: --to ${full.url}: ebs-put ended with status 1`));
+    const done = records(r);
+    assert.strictEqual(done.length, 1, describe(r));
+    const out = file('fanout-survivor.img');
+    await must(`ebs-download --endpoint-url ${dst.url} ${done[0].snapshotId} ${out}`);
+    await assertHolds(out, img);
+  } finally {
+    await full.stop();
+  }
 });
 
 test('ebs-movetos3 and ebs-getfroms3, default layout: back into a file and into a new snapshot', async () => {
