@@ -25,7 +25,8 @@ set -- "${split[@]}"
 # composition exits with the status of its pipeline's first stage that failed.
 usage() {
   printf '%s\n\nThe status is that of the first stage of the pipeline that failed.\n' "$USAGE"
-  node -e 'process.stdout.write(require(process.argv[1]).EXIT_STATUS_TEXT + "\n")' "$here/../dist/core/command.js"
+  # A reader that went away (`--help | head -1`) is no failure: the error is ignored, not thrown.
+  node -e 'process.stdout.on("error", () => {}); process.stdout.write(require(process.argv[1]).EXIT_STATUS_TEXT + "\n")' "$here/../dist/core/command.js"
 }
 
 usage_error() {

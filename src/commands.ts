@@ -1,7 +1,8 @@
-// Every command of the toolkit, with its one-line summary for `sluice --help`.
+// Every command of the toolkit, with its one-line summary for `sluice --help`. Compositions are
+// bash scripts in bin/ (pipelines of the other commands), not modules under src/.
 export interface CommandEntry {
   name: string;
-  kind: 'sources' | 'transforms' | 'sinks' | 'servers';
+  kind: 'sources' | 'transforms' | 'sinks' | 'compositions' | 'servers';
   summary: string;
 }
 
@@ -22,5 +23,15 @@ export const COMMANDS: CommandEntry[] = [
   { name: 'ebs-put', kind: 'sinks', summary: 'write block frames into a new EBS snapshot and complete it; print a journal' },
   { name: 's3-put', kind: 'sinks', summary: 'write object frames to a store URL; print what was written' },
   { name: 'count', kind: 'sinks', summary: 'count records, blocks, bytes and non-zero bytes' },
+  { name: 'ebs-size', kind: 'compositions', summary: 'the blocks and bytes a snapshot holds, or that differ from a parent' },
+  { name: 'ebs-download', kind: 'compositions', summary: 'a snapshot into a file or block device' },
+  { name: 'ebs-deltadownload', kind: 'compositions', summary: 'what changed between two snapshots, onto a copy of the first' },
+  { name: 'ebs-upload', kind: 'compositions', summary: 'a file or block device into a new snapshot' },
+  { name: 'ebs-copy', kind: 'compositions', summary: 'a snapshot into a new one in another region, account or endpoint' },
+  { name: 'ebs-sync', kind: 'compositions', summary: 'what changed between two snapshots, onto a copy of the first elsewhere' },
+  { name: 'ebs-multiclone', kind: 'compositions', summary: 'a snapshot into several files or devices at once' },
+  { name: 'ebs-fanout', kind: 'compositions', summary: 'one read, one new snapshot per region or endpoint at once' },
+  { name: 'ebs-movetos3', kind: 'compositions', summary: 'a snapshot into an object store as compressed chunks' },
+  { name: 'ebs-getfroms3', kind: 'compositions', summary: 'compressed chunks from a store into a new snapshot, a file or a device' },
   { name: 'ebs-emulator', kind: 'servers', summary: 'an EBS Direct API server (and EC2 DescribeSnapshots) for tests and rehearsals' },
 ];

@@ -18,15 +18,23 @@ const commandsSection = readme.slice(commandsStart, commandsEnd < 0 ? undefined 
 const commandHeadings = [...commandsSection.matchAll(/^#{3,4} `([^`]+)`$/gm)].map((m) => m[1]);
 
 for (const c of COMMANDS) {
-  test(`${c.name}: has its module, bin shim, package bin entry and README section`, () => {
-    assert.ok(fs.existsSync(path.join(ROOT, 'src', c.kind, `${c.name}.ts`)), 'module');
+  // A composition is its bash script in bin/; every other command a module with a bin/ shim.
+  const composition = c.kind === 'compositions';
+  test(`${c.name}: has its ${composition ? 'bash script' : 'module, bin shim'}, package bin entry and README section`, () => {
     const shim = path.join(ROOT, 'bin', c.name);
     assert.ok(fs.existsSync(shim), 'bin shim');
     assert.ok(fs.statSync(shim).mode & 0o111, 'bin shim is executable');
+    if (composition) assert.match(fs.readFileSync(shim, 'utf8'), /^#!\/usr\/bin\/env bash\n/, 'bin script in bash');
+    else assert.ok(fs.existsSync(path.join(ROOT, 'src', c.kind, `${c.name}.ts`)), 'module');
     assert.strictEqual(pkg.bin[c.name], `bin/${c.name}`, 'package.json bin entry');
     assert.ok(commandHeadings.includes(c.name), `README section: a heading \`${c.name}\` under "## Commands"`);
   });
 }
+
+test('every package.json bin entry but sluice itself is a registered command', () => {
+  const registered = new Set(COMMANDS.map((c) => c.name));
+  assert.deepStrictEqual(Object.keys(pkg.bin).filter((name) => name !== 'sluice' && !registered.has(name)), []);
+});
 
 test('README: each command once; every category heading holds command sections one level below it', () => {
   assert.deepStrictEqual([...new Set(commandHeadings)], commandHeadings, 'no command has two sections');

@@ -7,7 +7,7 @@ const assert = require('node:assert');
 const fs = require('node:fs');
 const path = require('node:path');
 const { sh, ok, describe, tmpdir } = require('./lib/run');
-const { startEmulator, synthetic, control, describeSnapshot, listAll } = require('./lib/emulator');
+const { startEmulator, synthetic, siblingSnapshots, emulatorEnv, control, describeSnapshot, listAll } = require('./lib/emulator');
 const { writePattern } = require('./lib/pattern');
 
 const BLOCK = 524288;
@@ -21,14 +21,7 @@ let env;
 test.before(async () => {
   // Quotas are rehearsed by the fault test on its own server; here they would only slow tests.
   emu = await startEmulator(['--completion-ms', '50', '--no-quotas']);
-  env = {
-    AWS_ACCESS_KEY_ID: 'test',
-    AWS_SECRET_ACCESS_KEY: 'test',
-    AWS_REGION: 'us-east-1',
-    AWS_EC2_METADATA_DISABLED: 'true',
-    AWS_ENDPOINT_URL_EBS: emu.url,
-    AWS_ENDPOINT_URL_EC2: emu.url,
-  };
+  env = emulatorEnv(emu);
 });
 test.after(() => emu.stop());
 
@@ -117,13 +110,7 @@ test('a synthetic snapshot read by ebs-get equals what the emulator serves, zero
   fs.closeSync(fd);
 });
 
-/** Two sibling snapshots of one root, each with blocks written, zeroed and left alone. */
-async function siblings() {
-  const root = await synthetic(emu, { VolumeSize: 1, Pattern: 'every2nd', Seed: 11, SparseFraction: 0.9 });
-  const a = await synthetic(emu, { VolumeSize: 1, Pattern: 'every4th', Seed: 12, SparseFraction: 0.95, ZeroFraction: 0.3, ParentSnapshotId: root });
-  const b = await synthetic(emu, { VolumeSize: 1, Pattern: 'every3rd4th', Seed: 13, SparseFraction: 0.95, ZeroFraction: 0.3, ParentSnapshotId: root });
-  return { root, a, b };
-}
+const siblings = () => siblingSnapshots(emu, { seed: 11, rootSparseFraction: 0.9, sparseFraction: 0.95 });
 
 test('delta of B from A applied in place to a copy of A yields B exactly, blocks B lacks zeroed', async () => {
   const { a, b } = await siblings();
@@ -189,7 +176,7 @@ test('a truncated input leaves the snapshot pending with status 3; skip + --resu
 test('faults (internal errors, resets, read-block, throttling, expired tokens) still give identical bytes', async () => {
   const img = patterned('every3rd4th', 24 << 20);
   const noisy = await startEmulator(['--fault', 'internal=0.05', '--fault', 'reset=0.02', '--fault', 'read-block=0.05', '--fault', 'not-found-after-start=1', '--not-found-ms', '300', '--quota', 'get-snapshot=60', '--quota', 'put-snapshot=60', '--completion-ms', '50', '--seed', '7']);
-  const local = { ...env, AWS_ENDPOINT_URL_EBS: noisy.url, AWS_ENDPOINT_URL_EC2: noisy.url };
+  const local = emulatorEnv(noisy);
   try {
     const r = await ok(`file-blocks ${img} | ebs-put -j 16`, { env: local });
     const recs = records(r);

@@ -7,7 +7,7 @@ const assert = require('node:assert');
 const fs = require('node:fs');
 const path = require('node:path');
 const { sh, ok, describe, tmpdir } = require('./lib/run');
-const { startEmulator, synthetic, listAll, listPages } = require('./lib/emulator');
+const { startEmulator, siblingSnapshots, emulatorEnv, listAll, listPages } = require('./lib/emulator');
 const { writePattern } = require('./lib/pattern');
 
 const BLOCK = 524288;
@@ -23,14 +23,7 @@ let dst;
 let env;
 test.before(async () => {
   [src, dst] = await Promise.all([0, 1].map(() => startEmulator(['--completion-ms', '50', '--no-quotas'])));
-  env = {
-    AWS_ACCESS_KEY_ID: 'test',
-    AWS_SECRET_ACCESS_KEY: 'test',
-    AWS_REGION: 'us-east-1',
-    AWS_EC2_METADATA_DISABLED: 'true',
-    AWS_ENDPOINT_URL_EBS: src.url,
-    AWS_ENDPOINT_URL_EC2: src.url,
-  };
+  env = emulatorEnv(src);
 });
 test.after(() => Promise.all([src.stop(), dst.stop()]));
 
@@ -68,13 +61,7 @@ async function upload(img, flags = '') {
   return completedId(await must(`ebs-upload ${flags} ${img}`));
 }
 
-/** Two sibling synthetic snapshots of one root: blocks written, zeroed, and lost on either side. */
-async function siblings() {
-  const root = await synthetic(src, { VolumeSize: 1, Pattern: 'every2nd', Seed: 21, SparseFraction: 0.97 });
-  const a = await synthetic(src, { VolumeSize: 1, Pattern: 'every4th', Seed: 22, SparseFraction: 0.98, ZeroFraction: 0.3, ParentSnapshotId: root });
-  const b = await synthetic(src, { VolumeSize: 1, Pattern: 'every3rd4th', Seed: 23, SparseFraction: 0.98, ZeroFraction: 0.3, ParentSnapshotId: root });
-  return { root, a, b };
-}
+const siblings = () => siblingSnapshots(src, { seed: 21, rootSparseFraction: 0.97, sparseFraction: 0.98 });
 
 test('each composition: --help prints its usage (status 0); no arguments or an unknown flag is a usage error (2)', async () => {
   for (const c of COMPOSITIONS) {
@@ -102,6 +89,28 @@ test('each composition is a package.json bin entry with a README section under "
     assert.ok(fs.statSync(path.join(ROOT, 'bin', c)).mode & 0o111, `bin/${c} is executable`);
     assert.match(section, new RegExp(`^#### \`${c}\`$`, 'm'), c);
   }
+});
+
+test('sluice runs each composition: listed in its --help, the same usage, status and output as the script', async () => {
+  const { COMMANDS } = require('../dist/commands.js');
+  assert.deepStrictEqual(COMMANDS.filter((c) => c.kind === 'compositions').map((c) => c.name).sort(), [...COMPOSITIONS].sort());
+  const listing = (await must('sluice --help')).stdout.toString();
+  for (const c of COMPOSITIONS) assert.match(listing, new RegExp(`^  ${c} +\\S`, 'm'), `sluice --help lists ${c}`);
+
+  const help = await must('sluice ebs-size --help');
+  assert.match(help.stdout.toString(), /^Usage: ebs-size \[--parent PARENT-ID\]/);
+  assert.ok(help.stdout.equals((await must('ebs-size --help')).stdout), 'the script\'s own usage, byte for byte');
+  const missing = await run('sluice ebs-download');
+  assert.strictEqual(missing.code, 2, describe(missing));
+  assert.strictEqual(missing.stdout.length, 0, describe(missing));
+  assert.match(missing.stderr, /^ebs-download: expected SNAPSHOT-ID and one FILE or DEVICE\n\nUsage: ebs-download /);
+  const unknown = await run('sluice ebs-size snap-0123456789abcdef0');
+  assert.strictEqual(unknown.code, 1, `a failing stage's status passes through${describe(unknown)}`);
+  assert.match(unknown.stderr, /snap-0123456789abcdef0/);
+
+  const { a } = await siblings();
+  const via = await must(`sluice ebs-size ${a}`);
+  assert.ok(via.stdout.equals((await must(`ebs-size ${a}`)).stdout), describe(via));
 });
 
 test('ebs-upload then ebs-download: the file back byte for byte, partial last block, hole and zero block included', async () => {

@@ -7,7 +7,7 @@ const assert = require('node:assert');
 const fs = require('node:fs');
 const path = require('node:path');
 const { sh: shLocal, ok: okLocal, describe, tmpdir } = require('./lib/run');
-const { startEmulator, synthetic } = require('./lib/emulator');
+const { startEmulator, synthetic, emulatorEnv } = require('./lib/emulator');
 const { COMMANDS } = require('../dist/commands.js');
 
 const work = tmpdir();
@@ -52,19 +52,12 @@ const UPSTREAM = {
 const upstream = (name) => (UPSTREAM[name] ?? (() => `file-blocks ${img}`))();
 const commandLine = (name, out) => READERS[name].replace('OUT', out).replace('PARENT', snapshots.parent);
 
-/** Stream readers are every command but the sources, and the servers, which read no stream. */
-const streamReaders = (commands) => commands.filter((c) => c.kind !== 'sources' && c.kind !== 'servers').map((c) => c.name);
+/** Stream readers are every command but the sources, and the servers and compositions, which take arguments, not a stream. */
+const streamReaders = (commands) => commands.filter((c) => !['sources', 'servers', 'compositions'].includes(c.kind)).map((c) => c.name);
 
 test.before(async () => {
   emu = await startEmulator(['--completion-ms', '50', '--no-quotas']);
-  env = {
-    AWS_ACCESS_KEY_ID: 'test',
-    AWS_SECRET_ACCESS_KEY: 'test',
-    AWS_REGION: 'us-east-1',
-    AWS_EC2_METADATA_DISABLED: 'true',
-    AWS_ENDPOINT_URL_EBS: emu.url,
-    AWS_ENDPOINT_URL_EC2: emu.url,
-  };
+  env = emulatorEnv(emu);
   // 1 GiB each, about 100 of the 2048 blocks written, so a listing is quick to read.
   const shape = { VolumeSize: 1, Pattern: 'random', SparseFraction: 0.95, ZeroFraction: 0.1 };
   snapshots.parent = await synthetic(emu, { ...shape, Seed: 1 });
@@ -74,7 +67,8 @@ test.before(async () => {
 
 test('every registered command that reads a stream is covered here', () => {
   assert.deepStrictEqual(Object.keys(READERS).sort(), streamReaders(COMMANDS).sort());
-  assert.deepStrictEqual(streamReaders([{ name: 'a-server', kind: 'servers' }, { name: 'a-sink', kind: 'sinks' }]), ['a-sink']);
+  const kinds = [{ name: 'a-server', kind: 'servers' }, { name: 'a-composition', kind: 'compositions' }, { name: 'a-sink', kind: 'sinks' }];
+  assert.deepStrictEqual(streamReaders(kinds), ['a-sink']);
 });
 
 test.after(() => emu?.stop());

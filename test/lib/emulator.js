@@ -288,6 +288,31 @@ async function synthetic(emu, body) {
   return r.json().SnapshotId;
 }
 
+/**
+ * Two sibling synthetic snapshots of one root, 1 GiB each, with blocks written, zeroed and lost on
+ * either side. Seeds `seed`, `seed + 1`, `seed + 2`; the root is denser (`rootSparseFraction`) than
+ * the two children (`sparseFraction`). Resolves with { root, a, b }.
+ */
+async function siblingSnapshots(emu, { seed, rootSparseFraction, sparseFraction }) {
+  const root = await synthetic(emu, { VolumeSize: 1, Pattern: 'every2nd', Seed: seed, SparseFraction: rootSparseFraction });
+  const child = (Pattern, Seed) => synthetic(emu, { VolumeSize: 1, Pattern, Seed, SparseFraction: sparseFraction, ZeroFraction: 0.3, ParentSnapshotId: root });
+  const a = await child('every4th', seed + 1);
+  const b = await child('every3rd4th', seed + 2);
+  return { root, a, b };
+}
+
+/** The environment that points the toolkit's commands (the AWS SDK) at an emulator, with dummy credentials. */
+function emulatorEnv(emu) {
+  return {
+    AWS_ACCESS_KEY_ID: 'test',
+    AWS_SECRET_ACCESS_KEY: 'test',
+    AWS_REGION: 'us-east-1',
+    AWS_EC2_METADATA_DISABLED: 'true',
+    AWS_ENDPOINT_URL_EBS: emu.url,
+    AWS_ENDPOINT_URL_EC2: emu.url,
+  };
+}
+
 /** A control API call (POST/PUT/GET /_emulator/...); resolves with the raw response. */
 function control(emu, method, what, body) {
   return raw(emu.url, { method, path: `/_emulator/${what}`, headers: { 'content-type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body) });
@@ -324,6 +349,8 @@ module.exports = {
   readBlock,
   readAll,
   synthetic,
+  siblingSnapshots,
+  emulatorEnv,
   control,
   sha256,
   b64sha,
