@@ -60,8 +60,8 @@ export function main(argv: string[]): void {
   void mod.main(rest);
 }
 
-// A signal sent to sluice alone is passed on to the composition's script, and sluice waits for it
-// to end, so sluice does not outlive its status: the status is the script's own.
+// A signal sent to sluice alone is passed on to the composition's script; sluice then waits for
+// the script to end and ends with its status.
 const FORWARDED: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
 
 /**
