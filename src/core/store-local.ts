@@ -1,27 +1,22 @@
 // The object store on a local directory: one plain file per object, so a store can be browsed,
 // copied and read with ordinary tools.
 //
-// Keys map to paths by the rule in store-local-keys.ts.
-//
-// Checksums. A put computes the SHA-256 of the data (in one pass, on this thread while the
-// thread pool writes the same bytes) and keeps it in a small JSON sidecar beside the file, so a
-// listing has checksums without reading data, and a get can prove that the bytes are still those
-// written (a recomputed checksum would only describe whatever the file now holds). The ETag is
-// the SHA-256 in hex: an MD5 as well would be a second pass over every object (about twice the
-// SHA-256's cost with SHA-NI), and ETags are opaque (store.ts). Sidecars written with an MD5
-// ETag by earlier versions stay valid. A missing sidecar (a crash mid-put, a file copied in by
-// hand) means "checksums unknown", never a wrong checksum.
+// Keys map to paths by the rule in store-local-keys.ts; checksums live in a sidecar beside each
+// file (store-local-sidecar.ts); data is written durably by store-local-write.ts.
 //
 // Durability. The data is flushed (fdatasync) before its file is renamed into place, and then
 // the folder, whose entry makes the object exist, and the parents of folders the put created.
 // A put with `batch` leaves the folders to flush(), which flushes each once for all the puts
 // before it: s3-put calls it before journaling objects and before a commit object.
-import { randomBytes } from 'node:crypto';
-import { constants, lstat, promises as fsp, readFile, type Stats } from 'node:fs';
+import { constants, lstat, promises as fsp, type Stats } from 'node:fs';
 import path from 'node:path';
 import { sha256b64 } from './digest';
+import { eachLimited } from './each-limited';
 import { IntegrityError, errorCode } from './errors';
-import { META, TEMP, encodeKey, keyOf, walkKeys, type Found } from './store-local-keys';
+import { LocalStoreErrors } from './store-local-errors';
+import { encodeKey, walkKeys, type Found } from './store-local-keys';
+import { describe, etagOf, mismatch, readMeta, sidecarOf, type Meta } from './store-local-sidecar';
+import { DurableWriter } from './store-local-write';
 import {
   NotFoundError,
   StoreError,
@@ -38,31 +33,20 @@ import {
 const DEFAULT_PAGE = 1000;
 // Stats and sidecar reads in flight while describing a page.
 const DESCRIBE_JOBS = 16;
-// Folder flushes in flight; the thread pool has 4 threads by default.
-const SYNC_JOBS = 4;
-// Folders known to exist, to skip a mkdir per put; forgotten past this many (any entry may be
-// stale: a folder deleted since is made again when a temporary file cannot be opened in it).
-const KNOWN_FOLDERS = 10000;
-// Errors of a busy or briefly exhausted system, worth retrying; all else is permanent.
-const TRANSIENT = new Set(['EAGAIN', 'EBUSY', 'EINTR', 'EMFILE', 'ENFILE', 'ETIMEDOUT']);
-
-interface Meta {
-  size: number;
-  etag: string;
-  sha256: string;
-  storageClass?: string;
-  metadata?: Record<string, string>;
-}
 
 export class LocalStore implements ObjectStore {
   readonly url: string;
   private readonly locks = new Map<string, Promise<void>>();
-  private readonly folders = new Set<string>();
   /** Folders whose entries puts with `batch` changed and flush() has not flushed yet. */
   private readonly unflushed = new Set<string>();
 
+  private readonly errors: LocalStoreErrors;
+  private readonly writer: DurableWriter;
+
   constructor(readonly root: string) {
     this.url = root;
+    this.errors = new LocalStoreErrors(root);
+    this.writer = new DurableWriter(root, this.errors);
   }
 
   /** The file of `key`, which lies inside the root whatever the key holds. */
@@ -79,9 +63,9 @@ export class LocalStore implements ObjectStore {
   async head(key: string): Promise<ObjectInfo> {
     const file = this.pathOf(key);
     const stat = await fsp.lstat(file).catch((err) => {
-      throw this.fsError(err, key, 'reading');
+      throw this.errors.fs(err, key, 'reading');
     });
-    if (!stat.isFile()) throw this.notFound(key);
+    if (!stat.isFile()) throw this.errors.notFound(key);
     return describe(key, stat, await readMeta(file), true);
   }
 
@@ -112,10 +96,10 @@ export class LocalStore implements ObjectStore {
       }
     };
     const dir = path.dirname(file);
-    const metaFile = path.join(dir, META + path.basename(file));
+    const metaFile = sidecarOf(file);
     let folders: string[] = [];
     await this.locked(key, async () => {
-      const written = await this.writeTemp(key, dir, data, true, hashAndCheck);
+      const written = await this.writer.writeTemp(key, dir, data, true, hashAndCheck);
       folders = written.folders;
       const temp = written.temp;
       const meta: Meta = { size: data.length, etag: etagOf(sha256), sha256 };
@@ -125,25 +109,25 @@ export class LocalStore implements ObjectStore {
       try {
         // Not flushed on its own: a sidecar lost in a crash reads as empty or unparsable, which
         // means "checksums unknown", never a wrong checksum. The folder's flush covers it.
-        metaTemp = (await this.writeTemp(key, dir, Buffer.from(JSON.stringify(meta) + '\n'), false)).temp;
+        metaTemp = (await this.writer.writeTemp(key, dir, Buffer.from(JSON.stringify(meta) + '\n'), false)).temp;
         // No moment shows new data with the old sidecar: between the two renames the object
         // has no sidecar, which means "checksums unknown".
         await fsp.unlink(metaFile).catch((err) => {
           if (errorCode(err) !== 'ENOENT') throw err;
         });
         await fsp.rename(temp, file).catch((err) => {
-          if (errorCode(err) === 'EISDIR') throw this.clash(key, `objects under "${key}/" exist`);
+          if (errorCode(err) === 'EISDIR') throw this.errors.clash(key, `objects under "${key}/" exist`);
           throw err;
         });
         await fsp.rename(metaTemp, metaFile);
       } catch (err) {
         await fsp.unlink(temp).catch(() => {});
         if (metaTemp) await fsp.unlink(metaTemp).catch(() => {});
-        throw err instanceof StoreError ? err : this.fsError(err, key, 'storing');
+        throw err instanceof StoreError ? err : this.errors.fs(err, key, 'storing');
       }
       if (!opts.batch) {
-        await this.syncFolders(folders).catch((err) => {
-          throw this.fsError(err, key, 'flushing the folder of');
+        await this.writer.syncFolders(folders).catch((err) => {
+          throw this.errors.fs(err, key, 'flushing the folder of');
         });
       }
     });
@@ -155,20 +139,10 @@ export class LocalStore implements ObjectStore {
   async flush(): Promise<void> {
     const folders = [...this.unflushed];
     this.unflushed.clear();
-    await this.syncFolders(folders).catch((err) => {
+    await this.writer.syncFolders(folders).catch((err) => {
       for (const d of folders) this.unflushed.add(d);
-      throw this.fsError(err, undefined, 'flushing');
+      throw this.errors.fs(err, undefined, 'flushing');
     });
-  }
-
-  /** Flushes folders' entries to disk, several at once (each waits on the disk's journal). */
-  private async syncFolders(folders: string[]): Promise<void> {
-    await eachLimited(folders, SYNC_JOBS, (d) =>
-      syncDirectory(d).catch((err) => {
-        // Deleted since: none of the objects it held remain to be kept.
-        if (errorCode(err) !== 'ENOENT') throw err;
-      }),
-    );
   }
 
   async delete(keys: string[]): Promise<void> {
@@ -176,10 +150,10 @@ export class LocalStore implements ObjectStore {
     await eachLimited(files, DESCRIBE_JOBS, ({ key, file }) =>
       this.locked(key, async () => {
         const dir = path.dirname(file);
-        for (const name of [path.basename(file), META + path.basename(file)]) {
-          await fsp.unlink(path.join(dir, name)).catch((err) => {
+        for (const f of [file, sidecarOf(file)]) {
+          await fsp.unlink(f).catch((err) => {
             // Absent, or a directory of other keys: either way there is no such object.
-            if (!['ENOENT', 'ENOTDIR', 'EISDIR', 'EPERM'].includes(errorCode(err) ?? '')) throw this.fsError(err, key, 'deleting');
+            if (!['ENOENT', 'ENOTDIR', 'EISDIR', 'EPERM'].includes(errorCode(err) ?? '')) throw this.errors.fs(err, key, 'deleting');
           });
         }
         // Folders left empty go too, as a bucket has no empty folders; a put racing with this
@@ -196,11 +170,11 @@ export class LocalStore implements ObjectStore {
     if (!Number.isSafeInteger(pageSize) || pageSize < 1 || pageSize > 1000) throw new RangeError(`page size must be 1 to 1000, got ${pageSize}`);
     const stat = await fsp.stat(this.root).catch((err) => {
       if (errorCode(err) === 'ENOENT') throw new NotFoundError(`${this.root}: no such store: the directory does not exist`);
-      throw this.fsError(err, undefined, 'listing');
+      throw this.errors.fs(err, undefined, 'listing');
     });
     if (!stat.isDirectory()) throw new StoreError(`${this.root}: not a directory`, 'permanent');
     let page: Found[] = [];
-    for await (const found of walkKeys(this.root, '', prefix, opts.startAfter, (err) => this.fsError(err, undefined, 'listing'))) {
+    for await (const found of walkKeys(this.root, '', prefix, opts.startAfter, (err) => this.errors.fs(err, undefined, 'listing'))) {
       page.push(found);
       if (page.length === pageSize) {
         yield await this.describePage(page);
@@ -216,7 +190,7 @@ export class LocalStore implements ObjectStore {
     await eachLimited(page.map((f, i) => ({ ...f, i })), DESCRIBE_JOBS, async ({ key, file, hasMeta, i }) => {
       const stat = await lstatQuick(file).catch((err) => {
         if (errorCode(err) === 'ENOENT') return undefined; // deleted while listing
-        throw this.fsError(err, key, 'listing');
+        throw this.errors.fs(err, key, 'listing');
       });
       if (stat?.isFile()) infos[i] = describe(key, stat, hasMeta ? await readMeta(file) : undefined, false);
     });
@@ -225,11 +199,11 @@ export class LocalStore implements ObjectStore {
 
   private async read(key: string, file: string, range: GetOptions['range']): Promise<{ data: Buffer; stat: Stats }> {
     const handle = await fsp.open(file, constants.O_RDONLY | constants.O_NOFOLLOW).catch((err) => {
-      throw ['ELOOP', 'EISDIR'].includes(errorCode(err) ?? '') ? this.notFound(key) : this.fsError(err, key, 'reading');
+      throw ['ELOOP', 'EISDIR'].includes(errorCode(err) ?? '') ? this.errors.notFound(key) : this.errors.fs(err, key, 'reading');
     });
     try {
       const stat = await handle.stat();
-      if (!stat.isFile()) throw this.notFound(key);
+      if (!stat.isFile()) throw this.errors.notFound(key);
       const start = range ? range.start : 0;
       const end = range ? Math.min(range.end ?? stat.size, stat.size) : stat.size;
       if (!Number.isSafeInteger(start) || start < 0 || !Number.isSafeInteger(end)) throw new RangeError(`bad range ${JSON.stringify(range)}`);
@@ -242,82 +216,10 @@ export class LocalStore implements ObjectStore {
       }
       return { data, stat };
     } catch (err) {
-      throw err instanceof StoreError || err instanceof IntegrityError || err instanceof RangeError ? err : this.fsError(err, key, 'reading');
+      throw err instanceof StoreError || err instanceof IntegrityError || err instanceof RangeError ? err : this.errors.fs(err, key, 'reading');
     } finally {
       await handle.close();
     }
-  }
-
-  /**
-   * Writes data to a new temporary file in `dir` (made if needed) with one write system call,
-   * flushed to disk if `durable`; `meanwhile` runs on this thread while the thread pool writes,
-   * and its throwing removes the file. Gives the file and the folders whose entries the put
-   * changes: `dir`, and the parent of every folder it made.
-   */
-  private async writeTemp(key: string, dir: string, data: Uint8Array, durable: boolean, meanwhile?: () => void): Promise<{ temp: string; folders: string[] }> {
-    for (let attempt = 0; ; attempt++) {
-      const folders = await this.makeFolders(key, dir);
-      const temp = path.join(dir, TEMP + randomBytes(8).toString('hex'));
-      let handle: fsp.FileHandle;
-      try {
-        handle = await fsp.open(temp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o666);
-      } catch (err) {
-        // A delete emptied and removed the folder in between: make it again.
-        if (errorCode(err) === 'ENOENT' && attempt < 3) {
-          this.folders.delete(dir);
-          continue;
-        }
-        throw this.fsError(err, key, 'storing');
-      }
-      const writing = writeAll(handle, data);
-      try {
-        try {
-          meanwhile?.();
-        } finally {
-          // Settled either way before the file is closed or removed.
-          await writing.catch((err) => {
-            throw this.fsError(err, key, 'storing');
-          });
-        }
-        if (durable) {
-          await handle.datasync().catch((err) => {
-            throw this.fsError(err, key, 'flushing');
-          });
-        }
-        await handle.close();
-      } catch (err) {
-        await handle.close().catch(() => {});
-        await fsp.unlink(temp).catch(() => {});
-        throw err instanceof StoreError || err instanceof IntegrityError ? err : this.fsError(err, key, 'storing');
-      }
-      return { temp, folders };
-    }
-  }
-
-  /** Makes `dir` and its parents as needed; gives the folders whose entries must be flushed. */
-  private async makeFolders(key: string, dir: string): Promise<string[]> {
-    if (this.folders.has(dir)) return [dir];
-    let first: string | undefined;
-    try {
-      first = await fsp.mkdir(dir, { recursive: true });
-    } catch (err) {
-      if (!['ENOTDIR', 'EEXIST'].includes(errorCode(err) ?? '')) throw this.fsError(err, key, 'storing');
-      // Some folder on the way is a file: the object of a shorter key.
-      const components = path.relative(this.root, dir).split(path.sep);
-      for (let n = 1; n <= components.length; n++) {
-        const stat = await fsp.lstat(path.join(this.root, ...components.slice(0, n))).catch(() => undefined);
-        if (stat && !stat.isDirectory()) throw this.clash(key, `object ${JSON.stringify(keyOf(components.slice(0, n)))} exists`);
-      }
-      throw this.fsError(err, key, 'storing');
-    }
-    if (this.folders.size >= KNOWN_FOLDERS) this.folders.clear();
-    this.folders.add(dir);
-    const folders = [dir];
-    // A new folder exists only once its parent's entry for it is on disk too.
-    if (first !== undefined) {
-      for (let d = dir; d !== path.dirname(d) && d.length >= first.length; d = path.dirname(d)) folders.push(path.dirname(d));
-    }
-    return folders;
   }
 
   private async locked(key: string, work: () => Promise<void>): Promise<void> {
@@ -331,85 +233,10 @@ export class LocalStore implements ObjectStore {
       if (this.locks.get(key) === settled) this.locks.delete(key);
     }
   }
-
-  private notFound(key: string): NotFoundError {
-    return new NotFoundError(`${this.root}: no object ${JSON.stringify(key)}`, key);
-  }
-
-  private clash(key: string, why: string): StoreError {
-    return new StoreError(
-      `${this.root}: cannot store ${JSON.stringify(key)}: ${why}, and a local directory cannot hold a key and keys under it ("a" and "a/b")`,
-      'permanent',
-      key,
-    );
-  }
-
-  private fsError(err: unknown, key: string | undefined, doing: string): StoreError {
-    const code = errorCode(err) ?? '';
-    const what = key === undefined ? this.root : `${this.root}: ${doing} ${JSON.stringify(key)}`;
-    if (key !== undefined && (code === 'ENOENT' || code === 'ENOTDIR') && doing === 'reading') return this.notFound(key);
-    return new StoreError(`${what}: ${(err as Error).message}`, TRANSIENT.has(code) ? 'transient' : 'permanent', key);
-  }
 }
 
-// The callback forms: in a listing, fs.promises' per-call overhead (measured) was most of the
+// The callback form: in a listing, fs.promises' per-call overhead (measured) was most of the
 // time spent per object.
 function lstatQuick(file: string): Promise<Stats> {
   return new Promise((resolve, reject) => lstat(file, (err, stat) => (err ? reject(err) : resolve(stat))));
-}
-
-async function readMeta(file: string): Promise<Meta | undefined> {
-  const sidecar = path.join(path.dirname(file), META + path.basename(file));
-  const text = await new Promise<string | undefined>((resolve) => readFile(sidecar, 'utf8', (err, data) => resolve(err ? undefined : data)));
-  if (text === undefined) return undefined;
-  try {
-    const meta = JSON.parse(text) as Meta;
-    return typeof meta.sha256 === 'string' && typeof meta.etag === 'string' && Number.isSafeInteger(meta.size) ? meta : undefined;
-  } catch {
-    return undefined; // a damaged sidecar vouches for nothing
-  }
-}
-
-function describe(key: string, stat: Stats, meta: Meta | undefined, withMetadata: boolean): ObjectInfo {
-  const info: ObjectInfo = { key, size: stat.size, mtime: stat.mtime };
-  if (meta) {
-    info.etag = meta.etag;
-    info.sha256 = meta.sha256;
-    if (meta.storageClass !== undefined) info.storageClass = meta.storageClass;
-    if (withMetadata && meta.metadata !== undefined) info.metadata = meta.metadata;
-  }
-  return info;
-}
-
-function mismatch(data: Buffer, meta: Meta): string | undefined {
-  if (data.length !== meta.size) return `${data.length} bytes stored, ${meta.size} were written`;
-  const sha = sha256b64(data);
-  if (sha !== meta.sha256) return `its SHA-256 is ${sha}, ${meta.sha256} was written`;
-  return undefined;
-}
-
-async function eachLimited<T>(items: T[], jobs: number, work: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length) await work(items[next++]);
-  };
-  await Promise.all(Array.from({ length: Math.min(jobs, items.length) }, worker));
-}
-
-/** The ETag of an object with this base64 SHA-256: the digest in hex, quoted as S3 quotes ETags. */
-function etagOf(sha256: string): string {
-  return `"${Buffer.from(sha256, 'base64').toString('hex')}"`;
-}
-
-async function writeAll(handle: fsp.FileHandle, data: Uint8Array): Promise<void> {
-  for (let done = 0; done < data.length; ) done += (await handle.write(data, done, data.length - done)).bytesWritten;
-}
-
-async function syncDirectory(dir: string): Promise<void> {
-  const handle = await fsp.open(dir, 'r');
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
 }
