@@ -9,7 +9,8 @@ const os = require('node:os');
 const path = require('node:path');
 const { execFileSync } = require('node:child_process');
 const binding = require('zstd-napi/binding');
-const { ZstdPool, chunkBuffer, compressSync, frameInfo } = require('../dist/core/zstd.js');
+const { chunkBuffer, compressSync, frameInfo } = require('../dist/core/zstd.js');
+const { ZstdPool } = require('../dist/core/zstd-pool.js');
 
 const MiB = 1 << 20;
 const CHUNK = 32 * MiB;

@@ -17,7 +17,9 @@ import { OrderedOutput } from '../core/ordered';
 import { BLOCK_SIZE, isBlock, isVolume, LINE, PAYLOAD, ZERO_BLOCK_SHA256, type BlockRec, type ObjectRec, type Rec, type VolumeRec } from '../core/records';
 import { badRecord, transform } from '../core/stage';
 import { VolumeHeader } from '../core/volume-header';
-import { BufferPool, chunkBuffer, DEFAULT_LEVEL, defaultJobs, frameBound, MAX_LEVEL, ZstdPool, type CompressResult } from '../core/zstd';
+import { BufferPool } from '../core/buffer-pool';
+import { chunkBuffer, DEFAULT_LEVEL, defaultJobs, frameBound, MAX_LEVEL } from '../core/zstd';
+import { ZstdPool, type CompressResult } from '../core/zstd-pool';
 import { sha256b64 } from '../core/digest';
 import { readJournal, type DoneSet } from '../core/journal';
 

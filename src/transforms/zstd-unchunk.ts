@@ -17,7 +17,9 @@ import { BLOCK_SIZE, FORMAT_VERSION, isVolume, LINE, PAYLOAD, ZERO_BLOCK_SHA256,
 import { OrderError, Reorder } from '../core/reorder';
 import { badRecord, transform } from '../core/stage';
 import { VolumeHeader } from '../core/volume-header';
-import { BufferPool, defaultJobs, FrameError, ZstdPool } from '../core/zstd';
+import { BufferPool } from '../core/buffer-pool';
+import { defaultJobs, FrameError } from '../core/zstd';
+import { ZstdPool } from '../core/zstd-pool';
 
 const USAGE = `Usage: zstd-unchunk [options] [FILE|-]
 
