@@ -75,6 +75,49 @@ exit_first() {
   exit 1
 }
 
+# Runs the function "$1", which holds the composition's pipeline (ending, as usual, with
+# `|| exit_first "${PIPESTATUS[@]}"`), and ends the script with its status. A signal to bash is
+# deferred while a foreground pipeline runs, and not passed on: so the pipeline runs in the
+# background and is waited for (a wait is interrupted by traps), and a TERM or INT stops every
+# process under it and ends the script with 128+n, as each command does.
+run_pipeline() {
+  # <&0: a background command would otherwise read /dev/null. The subshell only waits: a signal
+  # it gets is run as a no-op trap, so it still reports its pipeline's statuses.
+  ( trap : INT TERM; "$@" ) <&0 &
+  pipeline_pid=$!
+  trap 'stop_pipeline TERM' TERM
+  trap 'stop_pipeline INT' INT
+  local status=0
+  wait "$pipeline_pid" || status=$?
+  exit "$status"
+}
+
+# Sends the signal $1 to every process under the pipeline, waits until each is gone (each
+# command ends cleanly on it, committing nothing partial), and exits 128+n.
+stop_pipeline() {
+  trap '' INT TERM
+  local pids
+  pids=$(descendants "$pipeline_pid")
+  [[ -z $pids ]] || kill -s "$1" $pids 2>/dev/null || true
+  wait "$pipeline_pid" 2>/dev/null || true
+  # Those whose parent already ended are not this shell's to wait for: watch them go instead
+  # (an orphan that ended may linger as a zombie until it is reaped: that counts as gone).
+  while [[ $pids ]]; do
+    pids=$(ps -o pid= -o stat= -p "${pids//$'\n'/,}" | awk '$2 !~ /^Z/ { print $1 }' || true)
+    [[ -z $pids ]] || sleep 0.1
+  done
+  exit $((128 + $(kill -l "$1")))
+}
+
+# The processes under pid $1, parents before their children, one a line.
+descendants() {
+  local child
+  for child in $(pgrep -P "$1"); do
+    echo "$child"
+    descendants "$child"
+  done
+}
+
 # file-write's flags for a set of targets: new files, or, when every target is a block device,
 # in place with the blocks the stream lacks written as zeros (a device is not empty to begin with).
 target_flags() {

@@ -7,7 +7,7 @@ const assert = require('node:assert');
 const fs = require('node:fs');
 const path = require('node:path');
 const { sh, ok, describe, tmpdir } = require('./lib/run');
-const { startEmulator, siblingSnapshots, emulatorEnv, listAll, listPages } = require('./lib/emulator');
+const { startEmulator, siblingSnapshots, synthetic, emulatorEnv, listAll, listPages } = require('./lib/emulator');
 const { writePattern } = require('./lib/pattern');
 
 const BLOCK = 524288;
@@ -263,5 +263,109 @@ test('ebs-movetos3 --layout fsp leaves zero blocks out, --full-copy keeps them; 
     const out = file('fsp.img');
     await must(`ebs-getfroms3 --layout fsp ${store}/${child}.1 ${out}`);
     await assertHolds(out, img);
+  }
+});
+
+/**
+ * Starts bin/COMMAND with `args` ({tag} in them replaced by a path unique to this run), waits
+ * until `ready` says the pipeline is going, sends `signal` to the command's pid and resolves
+ * with its exit status (waited for up to 30 s), what it printed, and the processes still running
+ * whose command line matches `pattern` (an extended regex, built from the tag).
+ */
+async function interrupted(command, args, { signal, ready, pattern = (tag) => tag }) {
+  const { spawn, execFileSync } = require('node:child_process');
+  const { BIN } = require('./lib/run');
+  const tag = file('stopped');
+  const stages = () => {
+    try {
+      return execFileSync('pgrep', ['-f', '--', pattern(tag)], { encoding: 'utf8' }).split('\n').filter(Boolean);
+    } catch (err) {
+      if (err.status === 1) return []; // none
+      throw err;
+    }
+  };
+  const child = spawn(path.join(BIN, command), args.map((a) => a.replaceAll('{tag}', tag)), { env: { ...process.env, PATH: `${BIN}:${process.env.PATH}`, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (d) => (stdout += d));
+  child.stderr.on('data', (d) => (stderr += d));
+  const ended = new Promise((resolve) => child.on('close', (code) => resolve(code)));
+  try {
+    const until = Date.now() + 30000;
+    while (!(await ready({ tag, stdout, stages: stages() }))) {
+      assert.ok(Date.now() < until, `${command} never got going: ${stdout}${stderr}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    child.kill(signal);
+    let timer;
+    const code = await Promise.race([ended, new Promise((r) => (timer = setTimeout(() => r('still running after 30 s'), 30000)))]);
+    clearTimeout(timer);
+    return { code, tag, stdout, stderr, left: stages() };
+  } finally {
+    for (const pid of stages()) {
+      try {
+        process.kill(Number(pid), 'SIGKILL'); // only after a failure: none is left otherwise
+      } catch {}
+    }
+  }
+}
+
+/** Every snapshot an emulator holds with this description. */
+async function described(emu, description) {
+  const { ec2Client } = require('./lib/emulator');
+  const { DescribeSnapshotsCommand } = require('@aws-sdk/client-ec2');
+  const out = await ec2Client(emu.url).send(new DescribeSnapshotsCommand({ OwnerIds: ['self'] }));
+  return out.Snapshots.filter((s) => s.Description === description);
+}
+
+test('ebs-upload from a FIFO that says nothing, stopped by SIGTERM or (through sluice) SIGINT: every stage ends, 128+n, no snapshot completed', async () => {
+  const { execFileSync } = require('node:child_process');
+  for (const [command, signal, status] of [['ebs-upload', 'SIGTERM', 143], ['sluice', 'SIGINT', 130]]) {
+    let holder;
+    // The FIFO is the tag: file-blocks reads it, ebs-put has it as --description.
+    const ready = ({ tag, stdout }) => {
+      if (holder === undefined) {
+        execFileSync('mkfifo', [tag]);
+        holder = fs.openSync(tag, 'r+'); // a writer that stays and never ends the stream
+        fs.writeSync(holder, Buffer.alloc(BLOCK, 7));
+      }
+      return /"status":"pending"/.test(stdout);
+    };
+    const args = ['--size', '1', '--description', '{tag}', '{tag}'];
+    try {
+      const r = await interrupted(command, command === 'sluice' ? ['ebs-upload', ...args] : args, { signal, ready });
+      const what = `${command} ${signal}: ${r.stderr}`;
+      assert.strictEqual(r.code, status, what);
+      assert.deepStrictEqual(r.left, [], `no stage of the pipeline is left: ${what}`);
+      assert.ok(!records({ stdout: Buffer.from(r.stdout) }).some((x) => x.status === 'completed'), what);
+      const snaps = await described(src, r.tag);
+      assert.strictEqual(snaps.length, 1, `the snapshot was started: ${what}`);
+      assert.notStrictEqual(snaps[0].State, 'completed', what);
+    } finally {
+      if (holder !== undefined) fs.closeSync(holder);
+    }
+  }
+});
+
+test('ebs-fanout of a slowly read snapshot, stopped by SIGTERM: the read and every ebs-put end, 143, no snapshot completed', async () => {
+  const slow = await startEmulator(['--latency', '300', '--no-quotas']);
+  try {
+    const id = await synthetic(slow, { VolumeSize: 1, Pattern: 'every', Seed: 9 });
+    // Going: a snapshot started at each destination (the tag is their description).
+    const ready = async ({ tag }) => (await described(src, tag)).length === 1 && (await described(dst, tag)).length === 1;
+    const r = await interrupted('ebs-fanout', ['--endpoint-url', slow.url, '--description', '{tag}', id, '--to', src.url, '--to', dst.url], {
+      signal: 'SIGTERM',
+      ready,
+      pattern: (tag) => `${tag}|${slow.url}`, // the ebs-puts, and ebs-blocks and ebs-get
+    });
+    assert.strictEqual(r.code, 143, r.stderr);
+    assert.deepStrictEqual(r.left, [], `no stage of the pipeline is left: ${r.stderr}`);
+    for (const emu of [src, dst]) {
+      const snaps = await described(emu, r.tag);
+      assert.strictEqual(snaps.length, 1, r.stderr);
+      assert.notStrictEqual(snaps[0].State, 'completed', r.stderr);
+    }
+  } finally {
+    await slow.stop();
   }
 });

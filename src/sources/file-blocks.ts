@@ -1,4 +1,6 @@
-import { promises as fsp } from 'node:fs';
+import { constants, openSync, promises as fsp } from 'node:fs';
+import { Socket } from 'node:net';
+import type { Readable } from 'node:stream';
 import { command, EXIT_STATUS_TEXT, stringFlag } from '../core/command';
 import { sha256b64 } from '../core/digest';
 import type { Encoder } from '../core/encode';
@@ -43,7 +45,7 @@ export const main = command({
     const name = stringFlag(args, 'source') ?? (path === '-' ? 'stdin' : path);
     if (path === '-') {
       if (process.stdin.isTTY) throw new UsageError('stdin is a terminal: pipe data in, or give a PATH');
-      await source(ctx, { frames: true }, (out) => readStream(name, out));
+      await source(ctx, { frames: true }, (out) => readStream(name, out, endOnAbort(process.stdin, ctx.signal)));
       return;
     }
     const handle = await fsp.open(path, 'r').catch((err) => {
@@ -57,13 +59,28 @@ export const main = command({
         await source(ctx, { frames: true }, (out) => readFile(handle, path, name, size, stat.isFile(), out));
       } else {
         // A FIFO or character device: read it as a stream of unknown length.
-        await source(ctx, { frames: true }, (out) => readStream(name, out, handle.createReadStream()));
+        const input = stat.isFIFO() ? pollable(path) : handle.createReadStream();
+        await source(ctx, { frames: true }, (out) => readStream(name, out, endOnAbort(input, ctx.signal)));
       }
     } finally {
       await handle.close();
     }
   },
 });
+
+// A FIFO read in the thread pool blocks until a writer writes, and keeps the process alive after
+// a signal. Once the blocking open above found a writer, a second, non-blocking descriptor reads
+// the same FIFO through the event loop, where it can be stopped (the first keeps it open).
+function pollable(path: string): Readable {
+  return new Socket({ fd: openSync(path, constants.O_RDONLY | constants.O_NONBLOCK), readable: true, writable: false });
+}
+
+// A read waiting on an input that says nothing would outlive the signal that aborted the
+// command: the input is closed with it.
+function endOnAbort(input: Readable, signal: AbortSignal): Readable {
+  signal.addEventListener('abort', () => input.destroy(), { once: true });
+  return input;
+}
 
 function header(name: string, size: number | undefined): VolumeRec {
   const rec: VolumeRec = { type: 'volume', format: FORMAT_VERSION, source: name, blockSize: BLOCK_SIZE };
@@ -127,7 +144,7 @@ function shrank(path: string, size: number, end: number): SluiceError {
   return new SluiceError(`${path}: the file shrank while being read: it ended at byte ${end}, not at ${size}`);
 }
 
-async function* readStream(name: string, out: Encoder, input: AsyncIterable<Buffer> = process.stdin): AsyncGenerator<Buffer[]> {
+async function* readStream(name: string, out: Encoder, input: AsyncIterable<Buffer>): AsyncGenerator<Buffer[]> {
   out.push(header(name, undefined));
   let block = Buffer.allocUnsafe(BLOCK_SIZE);
   let filled = 0;
