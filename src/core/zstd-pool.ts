@@ -2,7 +2,7 @@
 // their body), hashing the same bytes there too, so the main thread only parses and routes
 // records. Buffers move to a worker and back rather than being copied.
 import path from 'node:path';
-import { Worker } from 'node:worker_threads';
+import { WorkerPool } from './worker-pool';
 import { FrameError } from './zstd';
 import { WORKER_ROLE } from './zstd-worker';
 
@@ -47,72 +47,25 @@ export interface DecompressResult {
   rawSha256?: string;
 }
 
-interface Job {
-  message: Record<string, unknown>;
-  transfer: ArrayBuffer[];
-  resolve(value: unknown): void;
-  reject(err: Error): void;
-}
-
-interface Lane {
-  worker: Worker;
-  job: Job | undefined;
-}
-
 /**
- * A fixed set of worker threads, each with its own zstd contexts, taking one job at a time
- * from a common queue (a lane never waits behind a slow chunk while another is idle). Results
- * come back as promises; callers keep their own order.
+ * Worker threads, each with its own zstd contexts (the lane mechanics are core/worker-pool.ts).
+ * Results come back as promises; callers keep their own order.
  */
 export class ZstdPool {
-  private readonly lanes: Lane[] = [];
-  private readonly waiting: Job[] = [];
-  private failure: Error | undefined;
+  private readonly pool: WorkerPool;
 
-  constructor(readonly threads: number) {}
-
-  private dispatch(): void {
-    while (this.waiting.length) {
-      let lane = this.lanes.find((l) => !l.job);
-      if (!lane && this.lanes.length < this.threads) lane = this.spawn();
-      if (!lane) return;
-      const job = this.waiting.shift()!;
-      lane.job = job;
-      lane.worker.postMessage(job.message, job.transfer);
-    }
-  }
-
-  private spawn(): Lane {
-    const worker = new Worker(path.join(__dirname, 'zstd-worker.js'), { workerData: { role: WORKER_ROLE } });
-    const lane: Lane = { worker, job: undefined };
-    worker.on('message', (msg: { error?: string; frameError?: boolean }) => {
-      const job = lane.job;
-      lane.job = undefined;
-      if (job) {
-        if (msg.error !== undefined) job.reject(msg.frameError ? new FrameError(msg.error) : new Error(msg.error));
-        else job.resolve(msg);
-      }
-      this.dispatch();
+  constructor(readonly threads: number) {
+    this.pool = new WorkerPool({
+      script: path.join(__dirname, 'zstd-worker.js'),
+      workerData: { role: WORKER_ROLE },
+      threads,
+      name: 'zstd',
+      failure: (msg) => (msg.frameError ? new FrameError(msg.error) : new Error(msg.error)),
     });
-    const fail = (err: Error) => {
-      this.failure ??= new Error(`zstd worker thread failed: ${err.message}`);
-      for (const job of [...(lane.job ? [lane.job] : []), ...this.waiting.splice(0)]) job.reject(this.failure);
-      lane.job = undefined;
-    };
-    worker.on('error', fail);
-    worker.on('exit', (code) => {
-      if (lane.job) fail(new Error(`exited with status ${code}`));
-    });
-    this.lanes.push(lane);
-    return lane;
   }
 
   private run<T>(message: Record<string, unknown>, transfer: ArrayBuffer[]): Promise<T> {
-    if (this.failure) return Promise.reject(this.failure);
-    return new Promise<T>((resolve, reject) => {
-      this.waiting.push({ message, transfer, resolve: resolve as (v: unknown) => void, reject });
-      this.dispatch();
-    });
+    return this.pool.run<T>(message, transfer);
   }
 
   /** Compresses a chunk; the buffers are moved to the worker and handed back in the result. */
@@ -136,9 +89,8 @@ export class ZstdPool {
     return { ...r, raw: Buffer.from(r.raw, 0, rawSize) };
   }
 
-  async close(): Promise<void> {
-    const lanes = this.lanes.splice(0);
-    await Promise.all(lanes.map((l) => l.worker.terminate()));
+  close(): Promise<void> {
+    return this.pool.close();
   }
 }
 

@@ -1,5 +1,6 @@
 // Everything a request handler needs, in one object.
 import { IncomingMessage, ServerResponse } from 'node:http';
+import { BlockWorkers } from './block-workers';
 import { Chaos } from './chaos';
 import { ApiError, invalid, snapshotNotFound } from './errors';
 import { Quotas } from './quotas';
@@ -8,6 +9,8 @@ import { Tokens } from './tokens';
 
 export interface Emulator {
   reg: Registry;
+  /** Threads that make synthetic blocks and hash put bodies. */
+  workers: BlockWorkers;
   tokens: Tokens;
   quotas: Quotas;
   chaos: Chaos;

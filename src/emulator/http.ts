@@ -1,6 +1,6 @@
 // Request and response mechanics shared by the handlers.
-import { createHash } from 'node:crypto';
 import { IncomingMessage, ServerResponse } from 'node:http';
+import { BlockWorkers } from './block-workers';
 import { ApiError, invalid } from './errors';
 
 export function sendJson(res: ServerResponse, status: number, body: string, headers: Record<string, string | number> = {}): void {
@@ -42,21 +42,19 @@ export function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
 }
 
 /**
- * A block body as the chunks it arrived in, hashed on the way in: kept as they are, never copied
- * into one buffer (a fresh 512 KiB buffer per put costs more than hashing it).
+ * A block body copied as it arrives into one pooled buffer (give it back with workers.give), and
+ * its base64 SHA-256, computed on a worker thread.
  */
-export function readBlockBody(req: IncomingMessage, limit: number): Promise<{ chunks: Buffer[]; size: number; sha: Buffer }> {
-  const chunks: Buffer[] = [];
-  const hash = createHash('sha256');
-  return collect(
-    req,
-    limit,
-    (c) => {
-      chunks.push(c);
-      hash.update(c);
-    },
-    (size) => ({ chunks, size, sha: hash.digest() }),
-  );
+export async function readBlockBody(req: IncomingMessage, limit: number, workers: BlockWorkers): Promise<{ data: Buffer; size: number; checksum: string }> {
+  const buf = workers.take();
+  let size: number;
+  try {
+    size = await collect(req, Math.min(limit, buf.length), (c, offset) => c.copy(buf, offset), (n) => n);
+  } catch (err) {
+    workers.give(buf);
+    throw err;
+  }
+  return { ...(await workers.digest(buf, size)), size };
 }
 
 /** A JSON object body, or a ValidationException. */

@@ -1,6 +1,8 @@
 // The command line of ebs-emulator, checked and turned into a running configuration.
 import { Args, intFlag, stringFlag } from '../core/command';
 import { UsageError } from '../core/errors';
+import { availableParallelism } from 'node:os';
+import { BlockWorkers } from './block-workers';
 import { Chaos, parseFault } from './chaos';
 import { Emulator } from './context';
 import { Quotas, parseQuota } from './quotas';
@@ -61,6 +63,7 @@ export function buildEmulator(args: Args, options: Options): Emulator {
   const tokens = new Tokens(reg.secret, intFlag(args, 'block-token-ttl', 604800, 1) * 1000, intFlag(args, 'page-token-ttl', 3600, 1) * 1000);
   return {
     reg,
+    workers: new BlockWorkers(intFlag(args, 'threads', availableParallelism(), 1, 64)),
     tokens,
     quotas,
     chaos,

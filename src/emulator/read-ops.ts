@@ -97,7 +97,7 @@ export const listChangedBlocks: Handler = (emu, _req, res, route, query) => {
   sendPage(res, 'ChangedBlocks', items, emu.tokens.blockExpiry(issued), second, more ? emu.tokens.page('changed', second.id, firstId, i, maxResults) : undefined);
 };
 
-export const getSnapshotBlock: Handler = (emu, _req, res, route, query) => {
+export const getSnapshotBlock: Handler = async (emu, _req, res, route, query) => {
   throttle(emu, 'GetSnapshotBlock', emu.quotas.blockRequest('get', route.id, 'GetSnapshotBlock'));
   const snap = mustBeCompleted(emu, route.id);
   const index = blockIndexParam(route.index, blockCount(snap.volumeSize));
@@ -106,7 +106,8 @@ export const getSnapshotBlock: Handler = (emu, _req, res, route, query) => {
     throw invalid('INVALID_BLOCK_TOKEN', `The block token for block ${index} of ${snap.id} is not valid or has expired.`);
   }
   if (emu.chaos.roll('read-block')) throw invalid('INVALID_BLOCK', 'Failed to read block data');
-  const block = readBlock(emu.reg, snap, index);
+  const block = await readBlock(emu.reg, emu.workers, snap, index);
+  if (res.destroyed) return block.release();
   res.on('close', block.release);
   res.writeHead(200, {
     'content-type': 'application/octet-stream',
@@ -115,13 +116,8 @@ export const getSnapshotBlock: Handler = (emu, _req, res, route, query) => {
     'x-amz-checksum': block.checksum,
     'x-amz-checksum-algorithm': 'SHA256',
   });
-  const data = block.data;
-  if (emu.chaos.roll('slow')) return sendSlowly(res, Array.isArray(data) ? Buffer.concat(data) : data);
-  if (!Array.isArray(data)) return void res.end(data);
-  // Corked, so the chunks go out in one writev rather than one write each.
-  res.cork();
-  for (const chunk of data) res.write(chunk);
-  res.end();
+  if (emu.chaos.roll('slow')) return sendSlowly(res, block.data);
+  res.end(block.data);
 };
 
 /** The slow-body fault: the block in 16 pieces, 25 ms apart. */

@@ -52,11 +52,9 @@ function selects(pattern: Pattern, sector: number): boolean {
   }
 }
 
-/**
- * Writes the pattern of block `index` into `out`, which must hold zeros outside the first four
- * bytes of each sector (so a reused buffer needs only these 1,024 words rewritten).
- */
+/** Writes the pattern of block `index` into `out`. */
 export function writePatternBlock(pattern: Pattern, index: number, out: Buffer): void {
+  out.fill(0, 0, BLOCK_SIZE);
   const first = index * SECTORS_PER_BLOCK;
   for (let k = 0; k < SECTORS_PER_BLOCK; k++) {
     const sector = first + k;
@@ -64,15 +62,21 @@ export function writePatternBlock(pattern: Pattern, index: number, out: Buffer):
   }
 }
 
-const ZERO_BLOCK = Buffer.alloc(BLOCK_SIZE);
+/** Zeros to encrypt: AES-CTR over a 64 KiB piece at a time runs twice as fast as over a whole block. */
+const ZERO_PIECE = Buffer.alloc(64 * 1024);
 
-/** Deterministic pseudo-random bytes for (key material, index): AES-128-CTR over zeros. */
-export function randomBlock(keyMaterial: string, index: number): Buffer {
-  const key = createHash('sha256').update(keyMaterial).digest().subarray(0, 16);
+/** The AES-128 key of a random-data stream ("synthetic:SEED", "unwritten:SNAPSHOT"). */
+export function randomKey(keyMaterial: string): Buffer {
+  return createHash('sha256').update(keyMaterial).digest().subarray(0, 16);
+}
+
+/** Writes the deterministic pseudo-random bytes of block `index` into `out`: AES-128-CTR over zeros. */
+export function writeRandomBlock(key: Buffer, index: number, out: Buffer): void {
   const iv = Buffer.alloc(16);
   iv.writeUInt32BE(Math.floor(index / 4294967296), 8);
   iv.writeUInt32BE(index >>> 0, 12);
-  return createCipheriv('aes-128-ctr', key, iv).update(ZERO_BLOCK);
+  const cipher = createCipheriv('aes-128-ctr', key, iv);
+  for (let at = 0; at < BLOCK_SIZE; at += ZERO_PIECE.length) cipher.update(ZERO_PIECE).copy(out, at);
 }
 
 export function parseFraction(what: string, text: string): number {

@@ -119,12 +119,16 @@ export const putSnapshotBlock: Handler = async (emu, req, res, route) => {
   if (emu.inflightPuts.has(key)) throw invalid('CONFLICTING_BLOCK_UPDATE', `Block ${index} of ${snap.id} is being written by another request.`);
   emu.inflightPuts.add(key);
   try {
-    const { chunks, size, sha } = await readBlockBody(req, BLOCK_SIZE);
-    if (size !== dataLength) throw invalid('INVALID_BLOCK', `Block ${index}: the body is ${size} bytes, x-amz-Data-Length says ${dataLength}.`);
-    if (sha.toString('base64') !== checksum) throw invalid('INVALID_BLOCK', `Block ${index}: the SHA-256 of the data does not match x-amz-Checksum.`);
-    // The snapshot may have been completed or timed out while the body arrived.
-    mustBeWritable(emu, route.id);
-    emu.reg.blocks.put(snap.id, index, chunks, sha);
+    const body = await readBlockBody(req, BLOCK_SIZE, emu.workers);
+    try {
+      if (body.size !== dataLength) throw invalid('INVALID_BLOCK', `Block ${index}: the body is ${body.size} bytes, x-amz-Data-Length says ${dataLength}.`);
+      if (body.checksum !== checksum) throw invalid('INVALID_BLOCK', `Block ${index}: the SHA-256 of the data does not match x-amz-Checksum.`);
+      // The snapshot may have been completed or timed out while the body arrived.
+      mustBeWritable(emu, route.id);
+      emu.reg.blocks.put(snap.id, index, body.data, Buffer.from(checksum, 'base64'));
+    } finally {
+      emu.workers.give(body.data);
+    }
     if (progress !== undefined && progress !== snap.progress) {
       snap.progress = progress;
       emu.reg.changed();

@@ -51,6 +51,8 @@ Options:
                          zeros (default every2nd), seed=N, zero=FRACTION of listed blocks that
                          are zeros, sparse=FRACTION of blocks never written, parent=snap-...
   --encrypted            snapshots report Encrypted; unwritten blocks read as noise, not zeros
+  --threads N            worker threads that make synthetic blocks and check put checksums
+                         (default: the number of CPUs)
   -h, --help             this text
 
 Pattern blocks hold, in the first 4 bytes of each selected 512-byte sector s, the value
@@ -79,7 +81,7 @@ export const main = command({
   name: 'ebs-emulator',
   usage: USAGE,
   flags: {
-    string: ['host', 'port', 'region', 'state', 'quota', 'latency', 'jitter', 'fault', 'not-found-ms', 'completion-ms', 'minute-ms', 'block-token-ttl', 'page-token-ttl', 'seed', 'synthetic'],
+    string: ['host', 'port', 'region', 'state', 'quota', 'latency', 'jitter', 'fault', 'not-found-ms', 'completion-ms', 'minute-ms', 'block-token-ttl', 'page-token-ttl', 'seed', 'synthetic', 'threads'],
     boolean: ['quotas', 'encrypted'],
     repeatable: ['quota', 'fault', 'synthetic'],
     default: { quotas: true },
@@ -95,6 +97,7 @@ export const main = command({
       }
     } catch (err) {
       emu.reg.close();
+      await emu.workers.close();
       throw err instanceof ApiError ? new UsageError(`--synthetic: ${err.message}`) : err;
     }
     const server = createEmulatorServer(emu, ctx.log);
@@ -114,6 +117,7 @@ export const main = command({
       clearInterval(sweep);
       await stop(server);
       emu.reg.close();
+      await emu.workers.close();
     }
   },
 });
