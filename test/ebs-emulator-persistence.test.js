@@ -188,3 +188,39 @@ test('POST /_emulator/reset forgets every snapshot', async () => {
     await emu.stop();
   }
 });
+
+test('--state DIR: a --synthetic without id is the same snapshot after a restart, and expired tokens stay expired', async () => {
+  const dir = path.join(tmpdir('sluice-emu-restart-'), 'state');
+  const flags = ['--no-quotas', '--state', dir, '--synthetic', 'size=1,pattern=every4th'];
+  const ids = async (emu) => (await E.control(emu, 'GET', 'stats')).json().snapshots;
+  let first = await E.startEmulator(flags);
+  let id;
+  let token;
+  try {
+    const listed = await listAll(first.ebs(), await onlySnapshot(first));
+    id = await onlySnapshot(first);
+    token = listed[0].BlockToken;
+    assert.equal((await E.control(first, 'POST', 'expire-tokens')).status, 204);
+  } finally {
+    assert.equal((await first.stop()).code, 0);
+  }
+  const second = await E.startEmulator(flags);
+  try {
+    assert.equal(await ids(second), 1, 'the restart added no second synthetic snapshot');
+    assert.equal(await onlySnapshot(second), id);
+    await E.rejects(readBlock(second.ebs(), id, 0, token), { name: 'ValidationException', reason: 'INVALID_BLOCK_TOKEN' });
+    // A fresh listing reads the block as its pattern.
+    const [b0] = await listAll(second.ebs(), id);
+    assert.ok((await readBlock(second.ebs(), id, b0.BlockIndex, b0.BlockToken)).data.equals(patternBlock('every4th', b0.BlockIndex)));
+  } finally {
+    assert.equal((await second.stop()).code, 0);
+  }
+});
+
+/** The id of the one snapshot an emulator holds, through EC2 DescribeSnapshots. */
+async function onlySnapshot(emu) {
+  const { DescribeSnapshotsCommand } = require('@aws-sdk/client-ec2');
+  const { Snapshots } = await emu.ec2().send(new DescribeSnapshotsCommand({}));
+  assert.equal(Snapshots.length, 1, `one snapshot: ${JSON.stringify(Snapshots.map((s) => s.SnapshotId))}`);
+  return Snapshots[0].SnapshotId;
+}

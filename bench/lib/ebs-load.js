@@ -7,6 +7,10 @@
 //     PutSnapshotBlock into a new pending snapshot of VOLUME_GIB, cycling over its block indexes
 //     (so a server keeping blocks in memory holds at most the volume), the data one of 8
 //     precomputed blocks with its SHA-256 (so the client hashes nothing).
+//   node bench/lib/ebs-load.js flood URL PID SNAPSHOT [COUNT] [CONCURRENCY]
+//     Exactly COUNT GetSnapshotBlock requests as fast as CONCURRENCY connections can send them
+//     (against a server with quotas on): how many were accepted, how many throttled and with
+//     which error, and the accepted rate.
 // Prints one JSON line: requests, seconds, req/s, MiB/s, errors, and the CPU seconds of the
 // server (from /proc/PID/stat) and of this client over the measured window.
 const crypto = require('node:crypto');
@@ -17,8 +21,8 @@ const net = require('node:net');
 const BLOCK = 524288;
 const TICKS = 100; // USER_HZ: /proc/PID/stat counts CPU time in 1/100 s on Linux
 const [mode, url, pid, arg, seconds = '10', concurrency = '64'] = process.argv.slice(2);
-if (!['get', 'put'].includes(mode) || !url || !pid || !arg) {
-  console.error('usage: ebs-load.js get|put URL PID SNAPSHOT|VOLUME_GIB [SECONDS] [CONCURRENCY]');
+if (!['get', 'put', 'flood'].includes(mode) || !url || !pid || !arg) {
+  console.error('usage: ebs-load.js get|put|flood URL PID SNAPSHOT|VOLUME_GIB [SECONDS|COUNT] [CONCURRENCY]');
   process.exit(2);
 }
 const agent = new http.Agent({ keepAlive: true, maxSockets: Number(concurrency) });
@@ -77,6 +81,7 @@ class Connection {
         const length = /\r\ncontent-length: *(\d+)/i.exec(text);
         if (!length) return this.fail(new Error(`an answer without Content-Length: ${text.split('\r\n')[0]}`));
         this.status = Number(text.slice(9, 12));
+        this.errorType = /\r\nx-amzn-errortype: *([^\r]*)/i.exec(text)?.[1];
         this.need = Number(length[1]);
         this.got = 0;
         off = chunk.length - (joined.length - (end + 4));
@@ -90,11 +95,11 @@ class Connection {
         this.need = -1;
         const w = this.waiting;
         this.waiting = null;
-        w.resolve([this.status, this.got]);
+        w.resolve([this.status, this.got, this.errorType]);
       }
     }
   }
-  /** Resolves with [status, body length] once the whole answer has arrived. */
+  /** Resolves with [status, body length, x-amzn-ErrorType] once the whole answer has arrived. */
   request(method, path, headers = {}, body) {
     return new Promise((resolve, reject) => {
       this.waiting = { resolve, reject };
@@ -153,7 +158,7 @@ async function drive(one) {
   return { op: mode === 'get' ? 'GetSnapshotBlock' : 'PutSnapshotBlock', requests: done, seconds: +elapsed.toFixed(3), perSecond: +(done / elapsed).toFixed(1), mibPerSecond: +((done * BLOCK) / 2 ** 20 / elapsed).toFixed(1), errors, firstErrors, serverCpuSeconds: +cpu[0].toFixed(2), clientCpuSeconds: +cpu[1].toFixed(2), concurrency: Number(concurrency) };
 }
 
-async function getLoad(snapshot) {
+async function blockPaths(snapshot) {
   const blocks = [];
   let token;
   do {
@@ -163,7 +168,43 @@ async function getLoad(snapshot) {
     token = page.NextToken;
   } while (token);
   if (!blocks.length) throw new Error(`${snapshot} lists no blocks`);
+  return blocks;
+}
+
+async function getLoad(snapshot) {
+  const blocks = await blockPaths(snapshot);
   return drive((conn, n) => conn.request('GET', blocks[n % blocks.length]));
+}
+
+/** COUNT requests at once; the accepted rate counts from the first answer to the last accepted one. */
+async function floodLoad(snapshot) {
+  const blocks = await blockPaths(snapshot);
+  // The listing itself took from the list quota, not the get quota; wait out any burst it used.
+  await new Promise((r) => setTimeout(r, 1000));
+  const total = Number(seconds);
+  const answers = {};
+  let next = 0;
+  let accepted = 0;
+  let lastAccepted = 0;
+  const t0 = performance.now();
+  await Promise.all(
+    Array.from({ length: Number(concurrency) }, async () => {
+      const conn = new Connection();
+      while (next < total) {
+        const [status, len, type] = await conn.request('GET', blocks[next++ % blocks.length]);
+        const key = `${status}${type ? ` ${type}` : ''}`;
+        answers[key] = (answers[key] ?? 0) + 1;
+        if (status === 200 && len === BLOCK) {
+          accepted++;
+          lastAccepted = performance.now();
+        }
+      }
+      conn.socket.destroy();
+    }),
+  );
+  const seconds_ = (performance.now() - t0) / 1000;
+  const acceptedSeconds = (lastAccepted - t0) / 1000;
+  return { op: 'GetSnapshotBlock flood', requests: total, seconds: +seconds_.toFixed(3), accepted, acceptedSeconds: +acceptedSeconds.toFixed(3), acceptedPerSecond: +(accepted / acceptedSeconds).toFixed(1), answers, concurrency: Number(concurrency) };
 }
 
 async function putLoad(volumeGiB) {
@@ -175,7 +216,7 @@ async function putLoad(volumeGiB) {
   return { ...result, snapshot: SnapshotId };
 }
 
-(mode === 'get' ? getLoad(arg) : putLoad(arg))
+(mode === 'get' ? getLoad(arg) : mode === 'flood' ? floodLoad(arg) : putLoad(arg))
   .then((r) => {
     console.log(JSON.stringify(r));
     agent.destroy();

@@ -61,7 +61,12 @@ export async function controlRequest(emu: Emulator, req: IncomingMessage, res: S
     const index = num(body.BlockIndex, 'BlockIndex', 0, 2 ** 32);
     return sendJson(res, 200, JSON.stringify({ BlockToken: emu.tokens.block(id, index, emu.tokens.issueTime()) }));
   }
-  if (route === 'POST /_emulator/expire-tokens') emu.tokens.expireAll();
+  if (route === 'POST /_emulator/expire-tokens') {
+    emu.tokens.expireAll();
+    // Kept with the state, so a restart does not bring the expired tokens back.
+    emu.reg.tokensExpiredThrough = emu.tokens.expiredThrough;
+    emu.reg.changed();
+  }
   else if (route === 'PUT /_emulator/config') configure(emu, body);
   else if (route === 'POST /_emulator/reset') emu.reg.reset();
   else throw new ApiError(404, 'UnknownOperationException', `No control operation ${route}.`);

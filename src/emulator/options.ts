@@ -1,6 +1,7 @@
 // The command line of ebs-emulator, checked and turned into a running configuration.
 import { Args, intFlag, stringFlag } from '../core/command';
 import { UsageError } from '../core/errors';
+import { createHash } from 'node:crypto';
 import { availableParallelism } from 'node:os';
 import { BlockWorkers } from './block-workers';
 import { Chaos, parseFault } from './chaos';
@@ -37,7 +38,13 @@ export function parseOptions(args: Args): Options {
     port: intFlag(args, 'port', 0, 0, 65535),
     region: stringFlag(args, 'region') ?? 'us-east-1',
     state: stringFlag(args, 'state'),
-    synthetic: list(args, 'synthetic').map((s) => parsed('synthetic', s, parseSyntheticSpec)),
+    synthetic: list(args, 'synthetic').map((text, position) => {
+      const request = parsed('synthetic', text, parseSyntheticSpec);
+      // Without an id, one derived from the flag, so a restart with --state finds the snapshot
+      // it made the first time rather than adding another.
+      request.id ??= `snap-${createHash('sha256').update(`${position} ${text}`).digest('hex').slice(0, 17)}`;
+      return request;
+    }),
   };
 }
 
@@ -60,7 +67,7 @@ export function buildEmulator(args: Args, options: Options): Emulator {
   }
   const reg = new Registry(options.state);
   reg.minuteMs = intFlag(args, 'minute-ms', 60000, 1, 60000);
-  const tokens = new Tokens(reg.secret, intFlag(args, 'block-token-ttl', 604800, 1) * 1000, intFlag(args, 'page-token-ttl', 3600, 1) * 1000);
+  const tokens = new Tokens(reg.secret, intFlag(args, 'block-token-ttl', 604800, 1) * 1000, intFlag(args, 'page-token-ttl', 3600, 1) * 1000, reg.tokensExpiredThrough);
   return {
     reg,
     workers: new BlockWorkers(intFlag(args, 'threads', availableParallelism(), 1, 64)),

@@ -34,6 +34,8 @@ export interface Snapshot {
 interface SavedState {
   version: 1;
   secret: string;
+  /** Tokens issued at or before this time were expired by the control API. */
+  tokensExpiredThrough?: number;
   snapshots: Snapshot[];
 }
 
@@ -45,6 +47,7 @@ export class Registry {
   readonly blocks: BlockStore;
   /** HMAC key of block and page tokens; kept in the state so tokens outlive a restart. */
   readonly secret: Buffer;
+  tokensExpiredThrough = 0;
   private saveQueued = false;
   /** How long one minute of a StartSnapshot Timeout lasts (shortened for rehearsals). */
   minuteMs = 60000;
@@ -59,6 +62,7 @@ export class Registry {
     this.blocks = new DiskBlocks(path.join(stateDir, 'blocks'));
     const saved = this.readSaved();
     this.secret = saved ? Buffer.from(saved.secret, 'hex') : randomBytes(32);
+    this.tokensExpiredThrough = saved?.tokensExpiredThrough ?? 0;
     for (const snap of saved?.snapshots ?? []) {
       this.add(snap);
       if (!snap.synthetic) this.blocks.load(snap.id);
@@ -161,7 +165,7 @@ export class Registry {
   saveNow(): void {
     this.saveQueued = false;
     if (!this.stateDir) return;
-    const state: SavedState = { version: 1, secret: this.secret.toString('hex'), snapshots: [...this.snapshots.values()] };
+    const state: SavedState = { version: 1, secret: this.secret.toString('hex'), tokensExpiredThrough: this.tokensExpiredThrough, snapshots: [...this.snapshots.values()] };
     const tmp = `${this.file()}.tmp-${process.pid}`;
     const fd = fs.openSync(tmp, 'w');
     try {

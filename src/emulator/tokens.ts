@@ -5,14 +5,14 @@ import { createHmac, timingSafeEqual } from 'node:crypto';
 const MAC_BYTES = 16;
 
 export class Tokens {
-  /** Tokens issued at or before this time (ms) are expired. */
-  private expiredThrough = 0;
   private lastIssued = 0;
 
+  /** `expiredThrough`: tokens issued at or before this time (ms) are expired (kept in --state). */
   constructor(
     private readonly secret: Buffer,
     public blockTtlMs: number,
     public pageTtlMs: number,
+    public expiredThrough = 0,
   ) {}
 
   /** An issue time later than any forced expiry, so a token handed out after it stays valid. */

@@ -120,14 +120,17 @@ export const putSnapshotBlock: Handler = async (emu, req, res, route) => {
   emu.inflightPuts.add(key);
   try {
     const body = await readBlockBody(req, BLOCK_SIZE, emu.workers);
+    let spare: Buffer | undefined = body.data;
     try {
       if (body.size !== dataLength) throw invalid('INVALID_BLOCK', `Block ${index}: the body is ${body.size} bytes, x-amz-Data-Length says ${dataLength}.`);
       if (body.checksum !== checksum) throw invalid('INVALID_BLOCK', `Block ${index}: the SHA-256 of the data does not match x-amz-Checksum.`);
       // The snapshot may have been completed or timed out while the body arrived.
       mustBeWritable(emu, route.id);
-      emu.reg.blocks.put(snap.id, index, body.data, Buffer.from(checksum, 'base64'));
+      spare = emu.reg.blocks.put(snap.id, index, body.data, Buffer.from(checksum, 'base64'));
     } finally {
-      emu.workers.give(body.data);
+      // Only a pending snapshot's block is replaced, and pending snapshots are never read: no
+      // response is still sending a replaced buffer.
+      if (spare) emu.workers.give(spare);
     }
     if (progress !== undefined && progress !== snap.progress) {
       snap.progress = progress;
@@ -140,7 +143,7 @@ export const putSnapshotBlock: Handler = async (emu, req, res, route) => {
   res.end();
 };
 
-export const completeSnapshot: Handler = (emu, req, res, route) => {
+export const completeSnapshot: Handler = async (emu, req, res, route) => {
   throttle(emu, 'CompleteSnapshot', emu.quotas.accountRequest('complete', 'CompleteSnapshot'));
   const snap = mustFind(emu, route.id);
   if (snap.notFoundUntil !== undefined && Date.now() < snap.notFoundUntil) throw snapshotNotFound(route.id);
@@ -159,6 +162,10 @@ export const completeSnapshot: Handler = (emu, req, res, route) => {
     for (const index of emu.reg.sorted(snap)) linear.update(written.get(index)!);
     if (linear.digest('base64') !== checksum) throw invalid('INVALID_PARAMETER_VALUE', `The LINEAR aggregate checksum does not match the ${written.size} blocks written to ${snap.id}.`);
   }
+  await emu.reg.blocks.sync(snap.id);
+  // Requests answered while the blocks were flushed: another completion, or a put.
+  if (snap.completeAt !== undefined || snap.status !== 'pending') return sendJson(res, 202, JSON.stringify({ Status: snap.status }));
+  if (written.size !== changed) throw invalid('INVALID_PARAMETER_VALUE', `x-amz-ChangedBlocksCount is ${changed}, but ${written.size} blocks were written to ${snap.id}.`);
   snap.completeAt = Date.now() + emu.completionMs;
   emu.reg.refresh(snap);
   emu.reg.changed();

@@ -46,7 +46,9 @@ Options:
   --page-token-ttl S     NextToken lifetime in seconds (default 3600)
   --seed N               seed for jitter and faults, so a run repeats (default: random)
   --synthetic SPEC       add a completed synthetic snapshot whose blocks are computed on demand
-                         (repeatable). SPEC is key=value,...: id=snap-<17 hex> (default: new),
+                         (repeatable). SPEC is key=value,...: id=snap-<17 hex> (default: made
+                         from SPEC and its place among the --synthetic flags, so it is the same
+                         in every run),
                          size=GiB (1..65536), pattern=every|every2nd|every4th|every3rd4th|random|
                          zeros (default every2nd), seed=N, zero=FRACTION of listed blocks that
                          are zeros, sparse=FRACTION of blocks never written, parent=snap-...
