@@ -126,6 +126,15 @@ test('ebs-upload then ebs-download: the file back byte for byte, partial last bl
   await must(`ebs-download -f -j 4 ${id} ${out} && cmp -n ${fs.statSync(img).size} ${img} ${out}`);
 });
 
+test('ebs-upload --full-copy puts the zero block too (listed, reads as zeros), not the hole', async () => {
+  const img = image('every2nd');
+  const id = await upload(img, '--full-copy');
+  assert.deepStrictEqual((await listAll(src.ebs(), id)).map((b) => b.BlockIndex), [0, 1, 3, 4, 5, 6]);
+  const out = file('full-copy.img');
+  await must(`ebs-download --endpoint-url ${src.url} ${id} ${out}`);
+  await assertHolds(out, img);
+});
+
 test('ebs-download of an unknown snapshot fails with status 1 naming it, and leaves no file', async () => {
   const out = file('none.img');
   const r = await run(`ebs-download snap-0123456789abcdef0 ${out}`);

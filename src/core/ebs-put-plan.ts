@@ -27,6 +27,8 @@ export interface PutOptions {
   wait: boolean;
   resume?: string;
   done: string[];
+  /** Put the stream's zero blocks too (FSP's FULL_COPY), so the snapshot lists them. */
+  fullCopy: boolean;
 }
 
 const ZEROS = Buffer.alloc(BLOCK_SIZE);
@@ -142,8 +144,9 @@ export class SnapshotPutter {
     if (inParent) this.parentBlocks.skip();
     const earlier = this.journals?.peek() === index ? await this.journals.take() : undefined;
     const zero = data === undefined || digest.equals(ZERO_DIGEST);
-    // Zeros need putting only where the snapshot would otherwise show the parent's data.
-    const put = !zero || this.mode === 'delta' || (this.mode === 'whole' && inParent);
+    // Zeros need putting only where the snapshot would otherwise show the parent's data, or
+    // when asked for (an encrypted snapshot's unwritten blocks do not read as zeros).
+    const put = !zero || this.options.fullCopy || this.mode === 'delta' || (this.mode === 'whole' && inParent);
     if (put) await this.put(index, zero ? ZEROS : data!, zero ? ZERO_DIGEST : digest);
     else if (earlier) this.linear.add(index, earlier.digest);
   }

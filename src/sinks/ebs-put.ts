@@ -26,7 +26,9 @@ Stdout is a journal: a "snapshot" record with the new id (status pending), one "
 per block put (index, sha256; in input order, once the put succeeded), and at the end the
 "snapshot" record again with its final status, block count and checksum. Tee it to a file.
 
-Zero blocks are not put into a snapshot without a parent (unwritten blocks read as zeros).
+Zero blocks are not put into a snapshot without a parent (unwritten blocks read as zeros),
+unless --full-copy: then every block record of the stream is put, zeros too, and the snapshot
+lists them (blocks the stream leaves out, such as sparse holes, stay unwritten).
 With --parent the new snapshot starts as a copy of the parent, so what differs must be put:
   - a delta stream (its header names a "parent", as delta writes it): its zero blocks are put
     as zeros, its absent blocks stay as in the parent;
@@ -47,6 +49,7 @@ Options:
   --tags K=V[,K=V]...  tags for the snapshot (repeatable)
   --timeout MINUTES    a pending snapshot that gets nothing for this long goes to error,
                        10 to 4320 (default ${DEFAULT_TIMEOUT_MINUTES}): how long a failed run stays resumable
+  --full-copy          put the stream's zero blocks too (FSP's FULL_COPY)
   --no-wait            do not wait for the snapshot to be completed after CompleteSnapshot
   --resume ID          put the rest of a pending snapshot; give the earlier runs' journals
   --done JOURNAL       with --resume: the journal of an earlier run (repeatable)
@@ -69,7 +72,7 @@ export const main = command({
   usage: USAGE,
   flags: ebsFlags({
     string: ['parent', 'size', 'description', 'tags', 'timeout', 'resume', 'done'],
-    boolean: ['wait'],
+    boolean: ['wait', 'full-copy'],
     repeatable: ['tags', 'done'],
     default: { wait: true },
   }),
@@ -137,6 +140,7 @@ function putOptions(args: Args): PutOptions {
   const parent = args.parent === undefined ? undefined : snapshotIdArg(args.parent, '--parent');
   if (resume && (args.description !== undefined || list('tags').length)) throw new UsageError('--description and --tags are given when a snapshot starts, not on --resume');
   return {
+    fullCopy: args['full-copy'] === true,
     parent,
     size: args.size === undefined ? undefined : intFlag(args, 'size', 0, 1, 65536),
     description,
