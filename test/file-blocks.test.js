@@ -79,6 +79,44 @@ test('a FIFO is read as a stream', async () => {
   assert.strictEqual(recs.at(-1).size, SIZE);
 });
 
+test('a FIFO that no writer ever opens: the first SIGTERM or SIGINT ends file-blocks (143, 130), nothing written', async () => {
+  const { spawn } = require('node:child_process');
+  for (const [signal, status] of [['SIGTERM', 143], ['SIGINT', 130]]) {
+    const fifo = path.join(work, `unwritten-${signal}`);
+    fs.rmSync(fifo, { force: true });
+    await ok(`mkfifo ${fifo}`);
+    const child = spawn(path.join(ROOT, 'bin', 'file-blocks'), [fifo], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    const exited = new Promise((resolve) => child.on('exit', (code, sig) => resolve(code ?? sig)));
+    // Signalled once it waits for a writer, with the FIFO open or blocked in opening it.
+    while (!waitsOn(child.pid, fifo)) await new Promise((r) => setTimeout(r, 20));
+    child.kill(signal);
+    // Only a hang detector: a process stuck in open() ignores the signal and is killed here.
+    const hung = setTimeout(() => child.kill('SIGKILL'), 15000);
+    const code = await exited;
+    clearTimeout(hung);
+    assert.strictEqual(code, status, `${signal}: ${stderr}`);
+    assert.strictEqual(stdout, '', signal);
+    assert.match(stderr, signal === 'SIGINT' ? /^file-blocks: interrupted\n$/ : /^file-blocks: terminated\n$/);
+  }
+});
+
+/** Whether process `pid` has `fifo` open, or has a thread asleep opening a FIFO. */
+function waitsOn(pid, fifo) {
+  const fds = fs.readdirSync(`/proc/${pid}/fd`).map((fd) => {
+    try {
+      return fs.readlinkSync(`/proc/${pid}/fd/${fd}`);
+    } catch {
+      return '';
+    }
+  });
+  const tasks = fs.readdirSync(`/proc/${pid}/task`).map((t) => fs.readFileSync(`/proc/${pid}/task/${t}/wchan`, 'utf8'));
+  return fds.includes(fifo) || tasks.includes('wait_for_partner');
+}
+
 test('an empty file and an empty stdin are volumes of size 0 with no blocks', async () => {
   const empty = path.join(work, 'empty.img');
   fs.writeFileSync(empty, '');

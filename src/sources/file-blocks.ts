@@ -1,4 +1,4 @@
-import { constants, openSync, promises as fsp } from 'node:fs';
+import { closeSync, constants, fstatSync, openSync, promises as fsp } from 'node:fs';
 import { Socket } from 'node:net';
 import type { Readable } from 'node:stream';
 import { command, EXIT_STATUS_TEXT, stringFlag } from '../core/command';
@@ -16,8 +16,9 @@ Reads a file, a block device or stdin as a block stream: a "volume" header, then
 record per 512 KiB block with its SHA-256 (base64, as EBS uses) and the data as payload.
 All-zero blocks are marked "zero": true and carry no payload. Holes of a sparse file are not
 read and not listed (an absent block reads as zeros, as on EBS). A last partial block is
-padded with zeros; the header keeps the true size. From stdin the size is not known at the
-start: a second "volume" record with the size follows the last block.
+padded with zeros; the header keeps the true size. From stdin or a FIFO the size is not known
+at the start: a second "volume" record with the size follows the last block. A FIFO is opened
+without waiting for a writer, so a signal ends the wait for one.
 
 Options:
   --source NAME   the name the header gives the volume (default: PATH, or "stdin")
@@ -48,9 +49,15 @@ export const main = command({
       await source(ctx, { frames: true }, (out) => readStream(name, out, endOnAbort(process.stdin, ctx.signal)));
       return;
     }
-    const handle = await fsp.open(path, 'r').catch((err) => {
-      throw new SluiceError(`cannot open ${path}: ${err.message}`);
-    });
+    const unopened = (err: Error) => {
+      throw cannotOpen(path, err);
+    };
+    if ((await fsp.stat(path).catch(unopened)).isFIFO()) {
+      const input = openFifo(path);
+      await source(ctx, { frames: true }, (out) => readStream(name, out, endOnAbort(input, ctx.signal)));
+      return;
+    }
+    const handle = await fsp.open(path, 'r').catch(unopened);
     try {
       const stat = await handle.stat();
       if (stat.isDirectory()) throw new SluiceError(`${path} is a directory`);
@@ -58,9 +65,8 @@ export const main = command({
         const size = stat.isFile() ? stat.size : await deviceSize(path, stat.rdev);
         await source(ctx, { frames: true }, (out) => readFile(handle, path, name, size, stat.isFile(), out));
       } else {
-        // A FIFO or character device: read it as a stream of unknown length.
-        const input = stat.isFIFO() ? pollable(path) : handle.createReadStream();
-        await source(ctx, { frames: true }, (out) => readStream(name, out, endOnAbort(input, ctx.signal)));
+        // A character device: read it as a stream of unknown length.
+        await source(ctx, { frames: true }, (out) => readStream(name, out, endOnAbort(handle.createReadStream(), ctx.signal)));
       }
     } finally {
       await handle.close();
@@ -68,17 +74,35 @@ export const main = command({
   },
 });
 
-// A FIFO read in the thread pool blocks until a writer writes, and keeps the process alive after
-// a signal. Once the blocking open above found a writer, a second, non-blocking descriptor reads
-// the same FIFO through the event loop, where it can be stopped (the first keeps it open).
-function pollable(path: string): Readable {
-  return new Socket({ fd: openSync(path, constants.O_RDONLY | constants.O_NONBLOCK), readable: true, writable: false });
+// A FIFO is opened without waiting for a writer, and read through the event loop. A blocking
+// open() (or read) waits in the thread pool, where no signal reaches it: the process could not
+// end, not even on a second signal, until a writer came. A non-blocking descriptor wrapped in a
+// socket waits in epoll instead: data arrives when a writer writes, the end when the last writer
+// closes (a FIFO that never had a writer does not report an end), and destroying it stops the wait.
+function openFifo(path: string): Readable {
+  let fd: number;
+  try {
+    fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
+  } catch (err) {
+    throw cannotOpen(path, err as Error);
+  }
+  if (!fstatSync(fd).isFIFO()) {
+    closeSync(fd);
+    throw new SluiceError(`${path} was replaced while being opened`);
+  }
+  return new Socket({ fd, readable: true, writable: false });
+}
+
+function cannotOpen(path: string, err: Error): SluiceError {
+  return new SluiceError(`cannot open ${path}: ${err.message}`);
 }
 
 // A read waiting on an input that says nothing would outlive the signal that aborted the
-// command: the input is closed with it.
+// command: the input is closed with it (at once if the signal came first: the read would never
+// start, and the open input would keep the process alive).
 function endOnAbort(input: Readable, signal: AbortSignal): Readable {
-  signal.addEventListener('abort', () => input.destroy(), { once: true });
+  if (signal.aborted) input.destroy();
+  else signal.addEventListener('abort', () => input.destroy(), { once: true });
   return input;
 }
 
