@@ -68,6 +68,10 @@ export class EbsSession {
   readonly retry: Retrier;
   /** Block reads and writes share the per-snapshot budget: one adaptive rate each way. */
   readonly blockRate = new AdaptiveRate();
+  /** Keep-alive sockets, shared by the SDK's clients and the lean block reader (ebs-block-get.ts). */
+  readonly httpAgent: http.Agent;
+  readonly httpsAgent: https.Agent;
+  readonly requestTimeoutMs = REQUEST_TIMEOUT_MS;
 
   constructor(
     readonly ctx: Context,
@@ -79,9 +83,11 @@ export class EbsSession {
     // Every request in flight listens on the command's abort signal.
     setMaxListeners(0, ctx.signal);
     const sockets = settings.jobs + 8;
+    this.httpAgent = new http.Agent({ keepAlive: true, maxSockets: sockets });
+    this.httpsAgent = new https.Agent({ keepAlive: true, maxSockets: sockets });
     const requestHandler = {
-      httpAgent: new http.Agent({ keepAlive: true, maxSockets: sockets }),
-      httpsAgent: new https.Agent({ keepAlive: true, maxSockets: sockets }),
+      httpAgent: this.httpAgent,
+      httpsAgent: this.httpsAgent,
       requestTimeout: REQUEST_TIMEOUT_MS,
       connectionTimeout: CONNECT_TIMEOUT_MS,
     };

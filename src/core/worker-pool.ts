@@ -38,6 +38,7 @@ export class WorkerPool {
   private readonly lanes: Lane[] = [];
   private readonly waiting: Job[] = [];
   private broken: Error | undefined;
+  private closed = false;
 
   constructor(private readonly opts: WorkerPoolOptions) {}
 
@@ -48,6 +49,9 @@ export class WorkerPool {
   /** Queues a job; the buffers in `transfer` move to the thread (detached here). */
   run<T>(message: unknown, transfer: ArrayBuffer[] = []): Promise<T> {
     if (this.broken) return Promise.reject(this.broken);
+    // A job that comes in after close() (one still in flight when its command ended) must not
+    // start a thread again: it would keep the process alive.
+    if (this.closed) return Promise.reject(new Error(`${this.opts.name} worker threads are closed`));
     return new Promise<T>((resolve, reject) => {
       this.waiting.push({ message, transfer, resolve: resolve as (v: unknown) => void, reject });
       this.dispatch();
@@ -55,12 +59,15 @@ export class WorkerPool {
   }
 
   async close(): Promise<void> {
+    this.closed = true;
+    const gone = new Error(`${this.opts.name} worker threads are closed`);
+    for (const job of this.waiting.splice(0)) job.reject(gone);
     const lanes = this.lanes.splice(0);
     await Promise.all(lanes.map((l) => l.worker.terminate()));
   }
 
   private dispatch(): void {
-    while (this.waiting.length) {
+    while (this.waiting.length && !this.closed) {
       let lane = this.lanes.find((l) => !l.job);
       if (!lane && this.lanes.length < this.opts.threads) lane = this.spawn();
       if (!lane) return;

@@ -1,12 +1,15 @@
-import { GetSnapshotBlockCommand } from '@aws-sdk/client-ebs';
+import { setMaxListeners } from 'node:events';
 import { command, EXIT_STATUS_TEXT, type Context } from '../core/command';
-import { sha256b64 } from '../core/digest';
+import { BlockGetter } from '../core/ebs-block-get';
 import { EbsSession, ebsFlags, ebsOptionsText, ebsSettings } from '../core/ebs-client';
 import { listPages } from '../core/ebs-list';
 import { planRecord } from '../core/ebs-records';
 import { CorruptReply } from '../core/ebs-retry';
 import { TokenRefresher } from '../core/ebs-tokens';
+import { BufferPool } from '../core/buffer-pool';
+import type { Encoder } from '../core/encode';
 import { IntegrityError } from '../core/errors';
+import { ShaPool } from '../core/sha-pool';
 import { OrderedOutput } from '../core/ordered';
 import { BLOCK_SIZE, PAYLOAD, ZERO_BLOCK_SHA256, isBlock, isVolume, type BlockRec, type Rec, type VolumeRec } from '../core/records';
 import { badRecord, transform } from '../core/stage';
@@ -74,19 +77,21 @@ export const main = command({
               if (!session.settings.dryRun) output.records(rec);
               continue;
             }
+            // Wait for room first: a read started and not yet queued would be lost, its failure
+            // unhandled, if the stage ended at this yield.
+            while (output.full) {
+              await output.flush(out);
+              yield* reader.send(out);
+            }
             const job = reader.read(rec);
             if (!job) {
               if (!session.settings.dryRun) output.records(zeroBlock(rec));
               continue;
             }
-            while (output.full) {
-              await output.flush(out);
-              yield out.take();
-            }
             output.job(job.then((got) => [got]));
           }
           await output.flush(out);
-          yield out.take();
+          yield* reader.send(out);
         }
         await output.flush(out, true);
         if (session.settings.dryRun) {
@@ -99,6 +104,7 @@ export const main = command({
       });
     } finally {
       session.close();
+      await reader.close();
     }
   },
 });
@@ -116,11 +122,44 @@ class BlockReader {
   private previous = -1;
   planned = 0;
   fetched = 0;
+  private readonly getter: BlockGetter;
+  private readonly hashing = new ShaPool();
+  private readonly stop = new AbortController();
+  private readonly signal: AbortSignal;
+  /**
+   * The blocks' buffers, used again once written out: a fresh 512 KiB per block made the
+   * garbage collector the largest cost of a read (V8 collects after every 64 MiB or so of
+   * external memory).
+   */
+  private readonly payloads: BufferPool;
 
   constructor(
     private readonly ctx: Context,
     private readonly session: EbsSession,
-  ) {}
+  ) {
+    this.getter = new BlockGetter(session);
+    this.signal = AbortSignal.any([ctx.signal, this.stop.signal]);
+    // Every request in flight listens on it.
+    setMaxListeners(0, this.signal);
+    this.payloads = new BufferPool(BLOCK_SIZE, 32);
+  }
+
+  /**
+   * Hands out what is ready. The stage resumes this generator only once stdout took what was
+   * yielded (a block is larger than a pipe's high-water mark, so each write waits for the
+   * stream to drain): the blocks' buffers are free again.
+   */
+  *send(out: Encoder): Generator<Buffer[]> {
+    const taken = out.take();
+    yield taken;
+    this.payloads.returned(taken);
+  }
+
+  /** Ends the reads still in flight (the stage ended early: a failure, or stdout went away). */
+  close(): Promise<void> {
+    this.stop.abort();
+    return this.hashing.close();
+  }
 
   header(rec: VolumeRec): void {
     const id = rec.snapshotId;
@@ -154,19 +193,20 @@ class BlockReader {
 
   private async fetch(rec: BlockRec, snapshotId: string, tokens: TokenRefresher): Promise<Rec> {
     const index = rec.index;
-    let token = tokens.current(index, rec.token as string);
+    let token = tokens.current(index, rec.token as string) ?? (rec.token as string);
     const data = await this.session.retry.run(
       { op: 'GetSnapshotBlock', snapshotId, index },
       async () => {
-        const reply = await this.session.ebs.send(new GetSnapshotBlockCommand({ SnapshotId: snapshotId, BlockIndex: index, BlockToken: token }), { abortSignal: this.ctx.signal });
-        const bytes = await reply.BlockData!.transformToByteArray();
-        const body = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-        if (body.length !== BLOCK_SIZE || (reply.DataLength !== undefined && Number(reply.DataLength) !== BLOCK_SIZE)) {
-          throw new CorruptReply(`${body.length} bytes received, x-amz-Data-Length ${reply.DataLength}; a block has ${BLOCK_SIZE}`);
+        try {
+          const reply = await this.getter.get(snapshotId, index, token, this.signal, this.payloads.take());
+          const { data: body, sha256: actual } = await this.hashing.hash(reply.body);
+          if (reply.checksum !== actual) throw new CorruptReply(`the data's SHA-256 is ${actual}, x-amz-Checksum says ${reply.checksum}`);
+          return { body, actual };
+        } catch (err) {
+          // Not a failure to retry: the stage is over.
+          if (this.stop.signal.aborted) throw new Error('ebs-get ended before this block was read');
+          throw err;
         }
-        const actual = sha256b64(body);
-        if (reply.Checksum !== actual) throw new CorruptReply(`the data's SHA-256 is ${actual}, x-amz-Checksum says ${reply.Checksum}`);
-        return { body, actual };
       },
       {
         rate: this.session.blockRate,
@@ -183,7 +223,11 @@ class BlockReader {
     if (typeof rec.sha256 === 'string' && rec.sha256 !== data.actual) {
       throw new IntegrityError(`${snapshotId} block ${index}: the data's SHA-256 is ${data.actual}, the record says ${rec.sha256}`);
     }
-    if (data.actual === ZERO_BLOCK_SHA256) return zeroBlock(rec);
+    if (data.actual === ZERO_BLOCK_SHA256) {
+      this.payloads.lend(data.body, 0);
+      return zeroBlock(rec);
+    }
+    this.payloads.lend(data.body, 1);
     const got: Rec = { ...rec, sha256: data.actual, len: BLOCK_SIZE, [PAYLOAD]: data.body };
     delete got.zero;
     return got;
