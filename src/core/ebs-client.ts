@@ -9,10 +9,22 @@ import { setMaxListeners } from 'node:events';
 import http from 'node:http';
 import https from 'node:https';
 import { EBSClient } from '@aws-sdk/client-ebs';
-import { EC2Client } from '@aws-sdk/client-ec2';
+import type { EC2Client } from '@aws-sdk/client-ec2';
 import { intFlag, stringFlag, type Args, type Context, type FlagSpec } from './command';
 import { AdaptiveRate } from './ebs-rate';
 import { Retrier } from './ebs-retry';
+
+type Ec2Module = typeof import('@aws-sdk/client-ec2');
+let ec2Module: Ec2Module | undefined;
+
+/**
+ * The EC2 client's module, loaded when first needed: it is large (about 60 MiB of memory once
+ * loaded, more than ebs-get needs for all its blocks in flight), and only DescribeSnapshots
+ * uses it.
+ */
+export function loadEc2(): Ec2Module {
+  return (ec2Module ??= require('@aws-sdk/client-ec2') as Ec2Module);
+}
 
 /** Flags every EBS command takes, merged into its own. */
 export function ebsFlags(own: FlagSpec = {}): FlagSpec {
@@ -64,7 +76,8 @@ export function ebsSettings(args: Args, defaultJobs: number): EbsSettings {
 /** The clients and the retry policy of one command run. */
 export class EbsSession {
   readonly ebs: EBSClient;
-  readonly ec2: EC2Client;
+  private ec2Client: EC2Client | undefined;
+  private readonly clientConfig;
   readonly retry: Retrier;
   /** Block reads and writes share the per-snapshot budget: one adaptive rate each way. */
   readonly blockRate = new AdaptiveRate();
@@ -98,13 +111,18 @@ export class EbsSession {
       maxAttempts: 1,
       requestHandler,
     };
+    this.clientConfig = common;
     this.ebs = new EBSClient(common);
-    this.ec2 = new EC2Client(common);
     this.retry = new Retrier(ctx);
+  }
+
+  /** The EC2 client, made on first use (DescribeSnapshots; block reads never need it). */
+  get ec2(): EC2Client {
+    return (this.ec2Client ??= new (loadEc2().EC2Client)(this.clientConfig));
   }
 
   close(): void {
     this.ebs.destroy();
-    this.ec2.destroy();
+    this.ec2Client?.destroy();
   }
 }

@@ -5,8 +5,7 @@
 // A NextToken lives an hour; a consumer that is slower than that (a long ebs-get) would find it
 // expired. The listing then starts again after the last block it gave, by StartingBlockIndex.
 import { ListChangedBlocksCommand, ListSnapshotBlocksCommand } from '@aws-sdk/client-ebs';
-import { DescribeSnapshotsCommand } from '@aws-sdk/client-ec2';
-import type { EbsSession } from './ebs-client';
+import { loadEc2, type EbsSession } from './ebs-client';
 import { EbsCallError, describeError, describeWhere } from './ebs-retry';
 import { SluiceError } from './errors';
 
@@ -112,7 +111,7 @@ export interface SnapshotInfo {
 /** EC2 DescribeSnapshots of one snapshot (its state, size and encryption). */
 export async function describeSnapshot(session: EbsSession, snapshotId: string): Promise<SnapshotInfo> {
   const out = await session.retry.run({ op: 'DescribeSnapshots', snapshotId }, () =>
-    session.ec2.send(new DescribeSnapshotsCommand({ SnapshotIds: [snapshotId] }), { abortSignal: session.ctx.signal }),
+    session.ec2.send(new (loadEc2().DescribeSnapshotsCommand)({ SnapshotIds: [snapshotId] }), { abortSignal: session.ctx.signal }),
   );
   const snap = out.Snapshots?.[0];
   if (!snap) throw new SluiceError(`${snapshotId}: DescribeSnapshots: no such snapshot`);
