@@ -37,7 +37,8 @@ already carry data, and other records, pass through.
 
 Requests go at most -j at a time, at a rate that starts at the per-snapshot quota (1,000/s)
 and backs off when throttled; throttling, server errors, "Failed to read block data" and cut
-connections are retried with jittered backoff. Memory holds at most -j blocks.
+connections are retried with jittered backoff. Memory holds at most -j blocks being read or
+waiting for their turn to be written, and up to 32 spare block buffers.
 
 Options:
 ${ebsOptionsText(DEFAULT_JOBS)}
