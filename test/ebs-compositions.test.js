@@ -200,43 +200,6 @@ test('ebs-copy to another endpoint, then ebs-sync of the delta onto the copy: ea
   assert.strictEqual(last.blocksPut, delta);
 });
 
-test('ebs-fanout: one file into a snapshot at each of two endpoints, partial last block kept', async () => {
-  const img = image('every3rd4th', 3 * BLOCK + 777);
-  const r = await must(`ebs-fanout ${img} --to ${src.url} --to ${dst.url}`);
-  const done = records(r);
-  assert.strictEqual(done.length, 2, describe(r));
-  const outs = [];
-  for (const [i, emu] of [src, dst].entries()) {
-    assert.strictEqual(done[i].status, 'completed');
-    const out = file(`fanout-${i}.img`);
-    await must(`ebs-download --endpoint-url ${emu.url} ${done[i].snapshotId} ${out}`);
-    await assertHolds(out, img);
-    outs.push(out);
-  }
-  // From a snapshot, too: the copy at the destination reads back as the source.
-  const again = records(await must(`ebs-fanout ${done[0].snapshotId} --to ${dst.url}`));
-  const out = file('fanout-snap.img');
-  await must(`ebs-download --endpoint-url ${dst.url} ${again[0].snapshotId} ${out}`);
-  await assertHolds(out, img);
-});
-
-test('ebs-fanout: a destination that refuses does not stop the others; the status is its failure', async () => {
-  const full = await startEmulator(['--quota', 'pending=0']);
-  try {
-    const img = image('every4th', 2 * BLOCK);
-    const r = await run(`ebs-fanout ${img} --to ${full.url} --to ${dst.url}`);
-    assert.strictEqual(r.code, 1, describe(r));
-    assert.match(r.stderr, new RegExp(`ebs-fanout: --to ${full.url}: ebs-put ended with status 1`));
-    const done = records(r);
-    assert.strictEqual(done.length, 1, describe(r));
-    const out = file('fanout-survivor.img');
-    await must(`ebs-download --endpoint-url ${dst.url} ${done[0].snapshotId} ${out}`);
-    await assertHolds(out, img);
-  } finally {
-    await full.stop();
-  }
-});
-
 test('ebs-movetos3 and ebs-getfroms3, default layout: back into a file and into a new snapshot', async () => {
   const img = image('every4th');
   const id = await upload(img);
