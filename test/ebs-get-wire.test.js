@@ -3,7 +3,8 @@
 // own keep-alive sockets), not through the SDK's client. The emulator does not check
 // signatures, so this checks them: a server on 127.0.0.1 verifies each request's SigV4
 // signature with an implementation written here from the specification, and answers with a
-// block. Tokens with "+", "/", "=" and a space show that the query signed is the query sent.
+// block. Tokens with "+", "/", "=" and a space show that the query signed is the query sent;
+// a server whose clock is an hour ahead shows that the signing time is corrected from its Date.
 const test = require('node:test');
 const assert = require('node:assert');
 const crypto = require('node:crypto');
@@ -64,10 +65,24 @@ function blockData(index) {
   return data;
 }
 
-/** A server that answers signed GetSnapshotBlock requests and records every request's verdict. */
-function startVerifier() {
+/** SigV4's x-amz-date as a time. */
+const amzTime = (d) => Date.parse(`${d.slice(0, 4)}-${d.slice(4, 6)}-${d.slice(6, 11)}:${d.slice(11, 13)}:${d.slice(13)}`);
+
+/**
+ * A server that answers signed GetSnapshotBlock requests and records every request's verdict.
+ * Its clock runs `skewMs` ahead; like AWS it refuses a request signed more than 5 minutes away.
+ */
+function startVerifier({ skewMs = 0 } = {}) {
   const seen = [];
   const server = http.createServer((req, res) => {
+    const now = Date.now() + skewMs;
+    res.setHeader('date', new Date(now).toUTCString());
+    if (Math.abs(amzTime(req.headers['x-amz-date'] ?? '') - now) > 300_000) {
+      seen.push({ url: req.url, problem: 'skew' });
+      res.writeHead(403, { 'content-type': 'application/json', 'x-amzn-errortype': 'InvalidSignatureException' });
+      res.end(JSON.stringify({ message: 'Signature expired: the request time is too far from the server time' }));
+      return;
+    }
     const problem = signatureProblem(req);
     const m = /^\/snapshots\/([^/]+)\/blocks\/(\d+)\?blockToken=(.*)$/.exec(req.url);
     seen.push({ url: req.url, problem, token: m && formDecode(m[3]) });
@@ -111,6 +126,24 @@ test('ebs-get signs each GetSnapshotBlock as SigV4 requires, tokens with +, /, =
     const got = server.seen.slice(2);
     assert.deepStrictEqual(got.map((s) => s.problem), [undefined, undefined, undefined, undefined], `every request verifies${describe(r)}`);
     assert.deepStrictEqual(got.map((s) => s.token).sort(), Object.values(tokens).sort(), 'each token arrives as it was listed');
+    const written = fs.readFileSync(out);
+    for (const index of Object.keys(tokens).map(Number)) {
+      assert.ok(written.subarray(index * BLOCK, (index + 1) * BLOCK).equals(blockData(index)), `block ${index}`);
+    }
+  } finally {
+    server.close();
+  }
+});
+
+test('a clock an hour off: the first refusal corrects the signing time, every block is read', async () => {
+  const server = await startVerifier({ skewMs: 3600_000 });
+  try {
+    const tokens = { 0: 'a', 1: 'b', 2: 'c', 5: 'd', 9: 'e' };
+    const out = path.join(work, 'skewed.img');
+    const r = await ok(`ebs-get --endpoint-url ${server.url} -j 2 < ${await manifest(tokens)} | file-write ${out}`, { env });
+    const refused = server.seen.filter((s) => s.problem === 'skew').length;
+    assert.ok(refused >= 1 && refused <= 2, `the first requests (at most -j) were refused for their time, then none: ${refused}${describe(r)}`);
+    assert.deepStrictEqual(server.seen.filter((s) => s.problem !== 'skew').map((s) => s.problem), [undefined, undefined, undefined, undefined, undefined]);
     const written = fs.readFileSync(out);
     for (const index of Object.keys(tokens).map(Number)) {
       assert.ok(written.subarray(index * BLOCK, (index + 1) * BLOCK).equals(blockData(index)), `block ${index}`);

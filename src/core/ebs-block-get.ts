@@ -22,7 +22,7 @@ export interface BlockReply {
 }
 
 interface Signer {
-  sign(request: SignableRequest): Promise<SignableRequest>;
+  sign(request: SignableRequest, options: { signingDate: Date }): Promise<SignableRequest>;
 }
 
 interface SignableRequest {
@@ -40,6 +40,11 @@ interface Target {
   signer: Signer;
 }
 
+// Errors a request signed at the wrong time gets (SigV4 allows 5 minutes either way), and the
+// skew beyond which our clock is taken to be the cause: the SDK's own rule.
+const CLOCK_SKEW_ERRORS = new Set(['InvalidSignatureException', 'RequestExpired', 'RequestInTheFuture', 'RequestTimeTooSkewed', 'SignatureDoesNotMatch']);
+const CLOCK_SKEW_MS = 240_000;
+
 // The largest error body read; EBS error bodies are a few hundred bytes.
 const MAX_ERROR_BODY = 64 * 1024;
 
@@ -50,18 +55,49 @@ export class BlockGetter {
 
   /** Reads a block into `into` (a BLOCK_SIZE buffer that owns its ArrayBuffer) or a new buffer. */
   async get(snapshotId: string, index: number, token: string, signal: AbortSignal, into?: Buffer): Promise<BlockReply> {
+    const body = into ?? Buffer.allocUnsafeSlow(BLOCK_SIZE);
+    const offset = this.session.ebs.config.systemClockOffset;
+    try {
+      return await this.attempt(snapshotId, index, token, signal, body);
+    } catch (err) {
+      // Corrected here, or by another request since this one was signed: sign it again.
+      const corrected = offset !== this.session.ebs.config.systemClockOffset || this.correctClock(err);
+      if (!corrected || !isClockSkew(err)) throw err;
+      return this.attempt(snapshotId, index, token, signal, body);
+    }
+  }
+
+  private async attempt(snapshotId: string, index: number, token: string, signal: AbortSignal, body: Buffer): Promise<BlockReply> {
     const { url, signer } = await (this.target ??= this.resolve());
     const base = url.pathname.replace(/\/+$/, '');
-    const signed = await signer.sign({
-      method: 'GET',
-      protocol: url.protocol,
-      hostname: url.hostname,
-      port: url.port ? Number(url.port) : undefined,
-      path: `${base}/snapshots/${escapeUri(snapshotId)}/blocks/${index}`,
-      query: { blockToken: token },
-      headers: { host: url.host },
-    });
-    return send(this.session, url, `${signed.path}?blockToken=${escapeUri(token)}`, signed.headers, signal, into ?? Buffer.allocUnsafeSlow(BLOCK_SIZE));
+    const signed = await signer.sign(
+      {
+        method: 'GET',
+        protocol: url.protocol,
+        hostname: url.hostname,
+        port: url.port ? Number(url.port) : undefined,
+        path: `${base}/snapshots/${escapeUri(snapshotId)}/blocks/${index}`,
+        query: { blockToken: token },
+        headers: { host: url.host },
+      },
+      { signingDate: new Date(Date.now() + this.session.ebs.config.systemClockOffset) },
+    );
+    return send(this.session, url, `${signed.path}?blockToken=${escapeUri(token)}`, signed.headers, signal, body);
+  }
+
+  /**
+   * A signature refused for the time it carries, while the service's clock is minutes away
+   * from ours: the offset is corrected (for the SDK's calls too, which share it) and the call
+   * can be made again. True when it was corrected.
+   */
+  private correctClock(err: unknown): boolean {
+    const e = err as { serverTime?: string };
+    if (!isClockSkew(err) || !e.serverTime) return false;
+    const offset = Date.parse(e.serverTime) - Date.now();
+    const config = this.session.ebs.config;
+    if (Number.isNaN(offset) || Math.abs(offset - config.systemClockOffset) < CLOCK_SKEW_MS) return false;
+    config.systemClockOffset = offset;
+    return true;
   }
 
   /** The endpoint the SDK would call and the signer it would sign with, found once. */
@@ -77,6 +113,10 @@ export class BlockGetter {
     const signer = (await config.signer({ name: 'sigv4', properties: {} } as never)) as unknown as Signer;
     return { url: new URL(endpoint.url.href), signer };
   }
+}
+
+function isClockSkew(err: unknown): boolean {
+  return CLOCK_SKEW_ERRORS.has((err as { name?: string } | undefined)?.name ?? '');
 }
 
 /** RFC 3986 escaping, as SigV4 canonicalises the path and query it signs. */
@@ -151,5 +191,5 @@ async function readError(res: http.IncomingMessage, status: number): Promise<Err
   const type = header(res, 'x-amzn-errortype') ?? body.__type ?? body.code ?? `HTTP ${status}`;
   const name = type.split(':')[0].replace(/^.*#/, '');
   const message = body.message ?? body.Message ?? (text.trim().slice(0, 200) || `HTTP ${status}`);
-  return Object.assign(new Error(message), { name, Reason: body.Reason, $metadata: { httpStatusCode: status } });
+  return Object.assign(new Error(message), { name, Reason: body.Reason, $metadata: { httpStatusCode: status }, serverTime: header(res, 'date') });
 }
