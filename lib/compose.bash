@@ -8,6 +8,9 @@ name=$(basename "$0")
 aws=()      # AWS settings of the snapshots read (or written): --region, --profile, --endpoint-url
 args=()     # positional arguments
 declare -A dest_setting=()  # --dest-region, --dest-profile, --dest-endpoint-url (ebs-copy, ebs-sync)
+resume_id=''     # --resume SNAPSHOT-ID (ebs-upload, ebs-copy, ebs-sync)
+done_journals=() # --done JOURNAL..., as skip and ebs-put take them
+resume=()        # ebs-put's --resume SNAPSHOT-ID --done JOURNAL..., when resuming
 
 # "--flag=value" becomes "--flag" "value" (up to a "--"), so the commands match flags alone.
 split=()
@@ -42,7 +45,8 @@ need_value() {
 }
 
 # Takes the argument(s) at "$1": --help, an AWS setting, --dest-* when the command set
-# accepts_dest=1, "--", or a positional. Sets $taken to the number consumed.
+# accepts_dest=1, --resume and --done when it set accepts_resume=1, "--", or a positional.
+# Sets $taken to the number consumed.
 common_arg() {
   taken=1
   case $1 in
@@ -51,6 +55,11 @@ common_arg() {
     --dest-region | --dest-profile | --dest-endpoint-url)
       [[ ${accepts_dest:-} ]] || usage_error "unknown option $1"
       need_value "$@"; dest_setting[--${1#--dest-}]=$value; taken=2 ;;
+    --resume | --done)
+      [[ ${accepts_resume:-} ]] || usage_error "unknown option $1"
+      need_value "$@"; taken=2
+      if [[ $1 == --done ]]; then done_journals+=(--done "$value")
+      else [[ -z $resume_id ]] || usage_error "--resume is given once"; resume_id=$value; fi ;;
     --) shift; args+=("$@"); taken=$(($# + 1)) ;;
     -?*) usage_error "unknown option $1" ;;
     *) args+=("$1") ;;
@@ -67,6 +76,49 @@ dest_aws() {
   for flag in "${!dest_setting[@]}"; do dest+=("$flag" "${dest_setting[$flag]}"); done
 }
 
+# Checks --resume and --done once the arguments are read, and sets $resume for ebs-put. The flags
+# in "$@" (--description, --size) are the ones given when a snapshot starts: not on a resume.
+# The output must be a new journal: one read back while it is written would be garbled.
+check_resume() {
+  if [[ -z $resume_id ]]; then
+    ((${#done_journals[@]} == 0)) || usage_error "--done goes with --resume"
+    return 0
+  fi
+  ((${#done_journals[@]})) || usage_error "--resume needs the earlier runs' journals (--done JOURNAL)"
+  (($# == 0)) || usage_error "$1 is given when a snapshot starts, not with --resume"
+  local i
+  for ((i = 1; i < ${#done_journals[@]}; i += 2)); do
+    [[ ! /dev/stdout -ef ${done_journals[i]} ]] || usage_error "the output is the journal ${done_journals[i]}: give this run a journal of its own"
+  done
+  resume=(--resume "$resume_id" "${done_journals[@]}")
+}
+
+# Runs the command "$@" (the stage before ebs-get, or ebs-put, reads) and, when resuming, drops
+# from its output the blocks the journals say were put (skip --done), so they are neither read
+# nor put again; the status is that of the first of the two that failed.
+not_done() {
+  if [[ -z $resume_id ]]; then "$@"; return; fi
+  "$@" | "$here/skip" "${done_journals[@]}" || exit_first "${PIPESTATUS[@]}"
+}
+
+# Says on stderr how to finish the snapshot a failed run left pending (ebs-upload, ebs-copy,
+# ebs-sync): with its id and journal when the output is a file, else in words.
+resume_hint() {
+  [[ ${accepts_resume:-} ]] || return 0
+  local id=$resume_id journal=JOURNAL what self=$BASHPID note=''
+  if [[ -f /dev/stdout ]]; then
+    journal=$(readlink -f "/proc/$self/fd/1")
+    [[ $id ]] || id=$(grep -m 1 -o '"snapshotId":"snap-[0-9a-f]*"' "$journal" | cut -d '"' -f 4 || true)
+    [[ $id ]] || { echo "$name: no snapshot was started: nothing to resume" >&2; return 0; }
+  else
+    note=" (JOURNAL: this run's output)"
+    [[ $id ]] || note=" (JOURNAL: this run's output, whose first record names SNAPSHOT-ID)"
+  fi
+  what=${id:-a snapshot this run started} id=${id:-SNAPSHOT-ID}
+  echo "$name: $what is left pending; to finish it, run $name again with the same arguments (less" \
+    "--description, --size) and --resume $id ${done_journals[*]}${done_journals[*]:+ }--done $journal$note" >&2
+}
+
 # Ends the script with the status of a pipeline's first stage that failed: the stages after it
 # only saw their input stop short (status 3), which says less. Use: a | b || exit_first "${PIPESTATUS[@]}"
 exit_first() {
@@ -79,7 +131,8 @@ exit_first() {
 # `|| exit_first "${PIPESTATUS[@]}"`), and ends the script with its status. A signal to bash is
 # deferred while a foreground pipeline runs, and not passed on: so the pipeline runs in the
 # background and is waited for (a wait is interrupted by traps), and a TERM or INT stops every
-# process under it and ends the script with 128+n, as each command does.
+# process under it and ends the script with 128+n, as each command does. Nor does the pipeline
+# outlive a script killed outright (SIGKILL): a watcher stops it then (see watch_pipeline).
 run_pipeline() {
   # <&0: a background command would otherwise read /dev/null. The subshell only waits: a signal
   # it gets is run as a no-op trap, so it still reports its pipeline's statuses.
@@ -87,9 +140,28 @@ run_pipeline() {
   pipeline_pid=$!
   trap 'stop_pipeline TERM' TERM
   trap 'stop_pipeline INT' INT
+  exec {guard}> >(watch_pipeline)
   local status=0
   wait "$pipeline_pid" || status=$?
-  exit "$status"
+  ((status == 0 || status == 2)) || resume_hint
+  end_script "$status"
+}
+
+# Reads the pipe only the script writes to (the pipeline was started before it, and holds no
+# end of it): when it ends without "done", the script was killed, and the pipeline is stopped
+# as a TERM would (every command ends cleanly on it, committing nothing partial).
+watch_pipeline() {
+  trap '' INT TERM
+  local word=''
+  read -r word || true
+  [[ $word == done ]] || stop_pipeline TERM
+}
+
+# Tells the watcher the script ends of its own accord, and exits with $1.
+end_script() {
+  trap '' PIPE # a watcher that is gone is no reason to end otherwise
+  [[ -z ${guard:-} ]] || echo done >&"$guard" 2>/dev/null || true
+  exit "$1"
 }
 
 # Sends the signal $1 to every process under the pipeline, waits until each is gone (each
@@ -106,7 +178,8 @@ stop_pipeline() {
     pids=$(ps -o pid= -o stat= -p "${pids//$'\n'/,}" | awk '$2 !~ /^Z/ { print $1 }' || true)
     [[ -z $pids ]] || sleep 0.1
   done
-  exit $((128 + $(kill -l "$1")))
+  resume_hint
+  end_script $((128 + $(kill -l "$1")))
 }
 
 # The processes under pid $1, parents before their children, one a line.

@@ -42,6 +42,11 @@ export interface JournalSnapshot {
   snapshotId: string;
   volumeSize?: number;
   parent?: string;
+  /** The snapshot (or file) the stream was read from, and the parent of a delta stream. */
+  source?: string;
+  sourceParent?: string;
+  /** The run put the stream's zero blocks too (--full-copy). */
+  fullCopy: boolean;
 }
 
 class JournalReader {
@@ -88,6 +93,9 @@ class JournalReader {
           snapshotId: rec.snapshotId,
           volumeSize: typeof rec.volumeSize === 'number' ? rec.volumeSize : undefined,
           parent: typeof rec.parent === 'string' ? rec.parent : undefined,
+          source: typeof rec.source === 'string' ? rec.source : undefined,
+          sourceParent: typeof rec.sourceParent === 'string' ? rec.sourceParent : undefined,
+          fullCopy: rec.fullCopy === true,
         };
       } else if (rec.type === 'block') {
         const index = rec.index;
@@ -114,7 +122,10 @@ export class JournalMerge {
     this.readers = paths.map((p) => new JournalReader(ctx, p));
   }
 
-  /** Reads the first block of each journal, and checks they all belong to `snapshotId` (or names it). */
+  /**
+   * Reads the first block of each journal, and checks they all belong to `snapshotId` (or names
+   * it). The first journal's snapshot record is returned; --full-copy holds if any run had it.
+   */
   async open(snapshotId: string | undefined): Promise<JournalSnapshot | undefined> {
     this.heads = await Promise.all(this.readers.map((r) => r.next()));
     let found: JournalSnapshot | undefined;
@@ -123,7 +134,8 @@ export class JournalMerge {
       if (!s) continue;
       const expected = snapshotId ?? found?.snapshotId;
       if (expected !== undefined && s.snapshotId !== expected) throw new UsageError(`journal ${r.path} is of snapshot ${s.snapshotId}, not ${expected}`);
-      found ??= s;
+      found ??= { ...s };
+      found.fullCopy ||= s.fullCopy;
     }
     return found;
   }

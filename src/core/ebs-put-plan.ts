@@ -6,7 +6,7 @@
 import type { Context } from './command';
 import { sha256raw } from './digest';
 import type { EbsSession } from './ebs-client';
-import type { JournalMerge } from './ebs-journal';
+import type { JournalMerge, JournalSnapshot } from './ebs-journal';
 import { LinearChecksum } from './ebs-journal';
 import { describeSnapshot, listPages, MAX_PAGE, type Listed } from './ebs-list';
 import { blocksOfGiB } from './ebs-records';
@@ -71,6 +71,8 @@ export class SnapshotPutter {
   private output!: OrderedOutput;
   private out!: Encoder;
   private completed = false;
+  /** --full-copy, of this run or (resuming) of the run that started the snapshot. */
+  private fullCopy: boolean;
 
   constructor(
     private readonly ctx: Context,
@@ -80,6 +82,7 @@ export class SnapshotPutter {
   ) {
     this.writer = new SnapshotWriter(session);
     this.parent = options.parent;
+    this.fullCopy = options.fullCopy;
   }
 
   attach(output: OrderedOutput, out: Encoder): void {
@@ -99,6 +102,8 @@ export class SnapshotPutter {
       const fromJournal = await this.journals!.open(this.options.resume);
       this.parent ??= fromJournal?.parent;
       if (fromJournal?.parent !== undefined && this.parent !== fromJournal.parent) throw new SluiceError(`--parent ${this.parent}: the journal's snapshot was started from ${fromJournal.parent}`);
+      if (fromJournal) this.checkSource(rec, fromJournal);
+      this.fullCopy ||= fromJournal?.fullCopy === true;
     }
     if (deltaOf !== undefined && this.parent === undefined) {
       throw badRecord(this.ctx, rec, `the stream is a delta from ${deltaOf}: give --parent (${deltaOf}, or a copy of it) so that the blocks it leaves out are there`);
@@ -112,8 +117,9 @@ export class SnapshotPutter {
       if (own === undefined) throw badRecord(this.ctx, rec, 'the volume header gives no size (a stream read from stdin): give --size GiB');
       this.volumeSize = this.options.size ?? Math.max(own, parentSize);
       await this.writer.start({ volumeSize: this.volumeSize, parent: this.parent, description: this.options.description, tags: this.options.tags, timeoutMinutes: this.options.timeoutMinutes });
-      if (!this.session.settings.dryRun) this.out.push(this.snapshotRecord('pending', false));
     }
+    // A resumed run's journal names its snapshot too, so that any set of journals can resume it.
+    if (!this.session.settings.dryRun) this.out.push(this.snapshotRecord('pending', false));
     this.volumeBlocks = blocksOfGiB(this.volumeSize);
     if (this.mode === 'whole') this.parentBlocks = new ListingCursor(listPages(this.session, this.parent!, { maxResults: MAX_PAGE })[Symbol.asyncIterator]());
   }
@@ -144,9 +150,10 @@ export class SnapshotPutter {
     if (inParent) this.parentBlocks.skip();
     const earlier = this.journals?.peek() === index ? await this.journals.take() : undefined;
     const zero = data === undefined || digest.equals(ZERO_DIGEST);
-    // Zeros need putting only where the snapshot would otherwise show the parent's data, or
-    // when asked for (an encrypted snapshot's unwritten blocks do not read as zeros).
-    const put = !zero || this.options.fullCopy || this.mode === 'delta' || (this.mode === 'whole' && inParent);
+    // Zeros need putting only where the snapshot would otherwise show the parent's data, or an
+    // earlier run's (the block changed since), or when asked for (an encrypted snapshot's
+    // unwritten blocks do not read as zeros).
+    const put = !zero || this.fullCopy || this.mode === 'delta' || (this.mode === 'whole' && inParent) || (earlier !== undefined && !earlier.digest.equals(ZERO_DIGEST));
     if (put) await this.put(index, zero ? ZEROS : data!, zero ? ZERO_DIGEST : digest);
     else if (earlier) this.linear.add(index, earlier.digest);
   }
@@ -197,12 +204,32 @@ export class SnapshotPutter {
   snapshotRecord(status: string, final: boolean): Rec {
     const rec: Rec = { type: 'snapshot', snapshotId: this.writer.snapshotId, status, volumeSize: this.volumeSize };
     if (this.parent !== undefined) rec.parent = this.parent;
-    if (!final && this.options.description !== undefined) rec.description = this.options.description;
+    if (!final) {
+      // What a resume checks its stream and flags against.
+      if (this.options.description !== undefined) rec.description = this.options.description;
+      Object.assign(rec, this.volume && streamSource(this.volume));
+      if (this.fullCopy) rec.fullCopy = true;
+    }
     if (final) {
       rec.blocks = this.linear.count;
       rec.blocksPut = this.blocksPut;
     }
     return rec;
+  }
+
+  /**
+   * Resuming, the stream must be read from the snapshot (and delta parent) the journal's run
+   * read: the blocks skip drops are known by index alone when the stream has no checksums, so
+   * another source would complete a snapshot mixed from two. A file is not checked by name: its
+   * blocks carry checksums, and a block that changed since is put again.
+   */
+  private checkSource(rec: VolumeRec, journal: JournalSnapshot): void {
+    const now = streamSource(rec);
+    if (typeof rec.snapshotId !== 'string' || journal.source === undefined) return;
+    if (journal.source !== now.source || journal.sourceParent !== now.sourceParent) {
+      const name = (s: { source?: string; sourceParent?: string }) => `${s.source}${s.sourceParent ? ` (a delta from ${s.sourceParent})` : ''}`;
+      throw badRecord(this.ctx, rec, `the journal's run read ${name(journal)}, this stream is of ${name(now)}: resume from the same source`);
+    }
   }
 
   /** An error of the run, with how to resume when a snapshot is left pending. */
@@ -212,6 +239,13 @@ export class SnapshotPutter {
     const hint = `; ${this.writer.snapshotId} is left pending: resume with "... | skip --done JOURNAL | ebs-put --resume ${this.writer.snapshotId} --done JOURNAL" (JOURNAL: this run's stdout${this.options.done.length ? ', and the earlier journals' : ''})`;
     return new SluiceError(err.message + hint, err.exitCode);
   }
+}
+
+/** What a stream was read from: the snapshot (or else the file) and the parent of a delta. */
+function streamSource(rec: VolumeRec): { source?: string; sourceParent?: string } {
+  const source = typeof rec.snapshotId === 'string' ? rec.snapshotId : typeof rec.source === 'string' ? rec.source : undefined;
+  const sourceParent = typeof rec.parent === 'string' ? rec.parent : undefined;
+  return { ...(source !== undefined && { source }), ...(sourceParent !== undefined && { sourceParent }) };
 }
 
 /** Whole GiB of the stream's header, or undefined when it gives no size. */

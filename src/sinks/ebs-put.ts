@@ -39,7 +39,9 @@ With --parent the new snapshot starts as a copy of the parent, so what differs m
 An input that ends without its trailer leaves the snapshot pending (status 3) and the message
 says how to resume: feed the same input through "skip --done JOURNAL" into
 "ebs-put --resume SNAPSHOT-ID --done JOURNAL", which puts the rest and completes the snapshot
-with the blocks of every journal counted.
+with the blocks of every journal counted. The first run's --parent and --full-copy carry over
+from its journal, and a stream read from a snapshot must be of the same one (and delta parent).
+A resumed run's journal starts with the "snapshot" record too: keep each run's for the next.
 
 Options:
   --parent ID          the snapshot the new one starts from (see above)
