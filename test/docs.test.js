@@ -1,10 +1,11 @@
 'use strict';
-// The registry, the executables, package.json and the README agree on the set of commands.
+// The registry, the executables, package.json and the README agree on the set of commands; the
+// README's demo runs.
 const test = require('node:test');
 const assert = require('node:assert');
 const fs = require('node:fs');
 const path = require('node:path');
-const { ROOT } = require('./lib/run');
+const { ROOT, ok, describe, tmpdir } = require('./lib/run');
 const { COMMANDS } = require('../dist/commands.js');
 
 const readme = fs.readFileSync(path.join(ROOT, 'README.md'), 'utf8');
@@ -62,4 +63,11 @@ test('the README names the two set-up commands and the test command CI runs', ()
 test('every exit status in the runtime table is in the README table', () => {
   const { EXIT } = require('../dist/core/errors.js');
   for (const code of Object.values(EXIT)) assert.match(readme, new RegExp(`^\\| ${code} \\|`, 'm'), `status ${code}`);
+});
+
+test('the demo runs: both round trips (local store, EBS snapshots on ebs-emulator) end identical', async () => {
+  const r = await ok(`bash ${path.join(ROOT, 'examples/demo.sh')} ${tmpdir('sluice-demo-')}`);
+  const out = r.stdout.toString();
+  assert.match(out, /^ {3}identical: 67121209 bytes$/m, describe(r));
+  assert.match(out, /^ {3}identical: disk\.img -> snap-[0-9a-f]{17} -> archive -> snap-[0-9a-f]{17} -> downloaded\.img$/m, describe(r));
 });
