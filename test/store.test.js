@@ -11,7 +11,7 @@ const { initDigest } = require('../dist/core/digest.js');
 const { LocalStore } = require('../dist/core/store-local.js');
 const { encodeKey, decodeName } = require('../dist/core/store-local-keys.js');
 const { NotFoundError, StoreError, compareKeys, parseStoreUrl, openStore } = require('../dist/core/store.js');
-const { IntegrityError, UsageError, SluiceError } = require('../dist/core/errors.js');
+const { IntegrityError, UsageError } = require('../dist/core/errors.js');
 
 const ready = initDigest();
 
@@ -220,8 +220,11 @@ describe('store URLs', () => {
     }
   });
 
-  it('says plainly that S3 is not supported yet', () => {
-    assert.throws(() => openStore('s3://bkt/x'), (err) => err instanceof SluiceError && err.exitCode === 1 && /not supported yet/.test(err.message));
+  it('opens a directory as a local store and an s3 URL as an S3 store, without I/O', () => {
     assert.ok(openStore('/x') instanceof LocalStore);
+    const s3 = openStore('s3://bkt/x', { endpoint: 'http://127.0.0.1:9' });
+    assert.strictEqual(s3.constructor.name, 'S3Store');
+    assert.strictEqual(s3.url, 's3://bkt/x/');
+    assert.strictEqual(openStore('s3://bkt').url, 's3://bkt/');
   });
 });

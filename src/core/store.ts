@@ -6,6 +6,7 @@ import type { Context } from './command';
 import { SluiceError, UsageError } from './errors';
 import { LINE, type Rec } from './records';
 import { LocalStore } from './store-local';
+import type { S3StoreOptions } from './store-s3';
 
 /** One stored object, as a listing or a HEAD sees it. */
 export interface ObjectInfo {
@@ -204,11 +205,17 @@ export function parseStoreUrl(url: string): StoreLocation {
   return { kind: 'local', root: path.resolve(url) };
 }
 
-/** Opens the store a URL names. Opening does no I/O: a missing store shows on first use. */
-export function openStore(url: string): ObjectStore {
+/**
+ * Opens the store a URL names; `s3` (endpoint, region, profile, abort signal) applies to
+ * s3:// URLs, and without it they use the environment's settings. Opening does no I/O: a
+ * missing store shows on first use.
+ */
+export function openStore(url: string, s3: S3StoreOptions = {}): ObjectStore {
   const where = parseStoreUrl(url);
   if (where.kind === 'local') return new LocalStore(where.root);
-  throw new SluiceError(`s3://${where.bucket}/${where.prefix}: S3 stores are not supported yet; use a local directory`);
+  // Loaded here: the AWS SDK is large, and commands on local directories never need it.
+  const { S3Store } = require('./store-s3') as typeof import('./store-s3');
+  return new S3Store(where.bucket, where.prefix, s3);
 }
 
 /**

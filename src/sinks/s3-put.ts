@@ -6,6 +6,7 @@ import { OrderedOutput } from '../core/ordered';
 import { LINE, PAYLOAD, type Rec } from '../core/records';
 import { badRecord, transform } from '../core/stage';
 import { keyProblem, openStore, storeErrorAt, type ObjectStore } from '../core/store';
+import { s3Settings, storeFlags, STORE_OPTIONS_TEXT } from '../core/store-s3-flags';
 
 // Data held for objects being written: two 32 MiB chunks at once keep a local disk busy, and
 // memory stays bounded whatever the number of jobs.
@@ -45,6 +46,7 @@ Options:
   -j, --jobs N             objects written at once, 1 to 64 (default 8); at most
                            ${MAX_BYTES_IN_FLIGHT >> 20} MiB of data is held for writing, plus one object
   --storage-class CLASS    store the objects in this class (S3: STANDARD_IA, GLACIER, ...)
+${STORE_OPTIONS_TEXT}
   -h, --help               show this text
 
 Examples:
@@ -62,11 +64,11 @@ ${EXIT_STATUS_TEXT}
 export const main = command({
   name: 's3-put',
   usage: USAGE,
-  flags: { string: ['jobs', 'storage-class'], alias: { j: 'jobs' } },
+  flags: storeFlags({ string: ['jobs', 'storage-class'], alias: { j: 'jobs' } }),
   positionals: { min: 1, max: 1 },
   async run(args, ctx) {
     const jobs = intFlag(args, 'jobs', 8, 1, 64);
-    const writer = new Writer(ctx, openStore(args._[0]), stringFlag(args, 'storage-class'));
+    const writer = new Writer(ctx, openStore(args._[0], s3Settings(args, ctx.signal)), stringFlag(args, 'storage-class'));
     await transform(ctx, {}, async function* (batches, out) {
       const output = new OrderedOutput(jobs, MAX_BYTES_IN_FLIGHT);
       const commits: Rec[] = [];

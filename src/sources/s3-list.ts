@@ -4,6 +4,7 @@ import { VOLUME_KEY } from '../core/layout';
 import type { ObjectRec } from '../core/records';
 import { source } from '../core/stage';
 import { keyProblem, openStore, type ObjectInfo } from '../core/store';
+import { s3Settings, storeFlags, STORE_OPTIONS_TEXT } from '../core/store-s3-flags';
 
 const USAGE = `Usage: s3-list [options] URL
 
@@ -21,9 +22,10 @@ copy does not hold.
 URL is a directory (/backups/disk, ./out, file:///backups/disk) or s3://bucket/prefix.
 
 Options:
-  --prefix P          only keys that begin with P (a key prefix, not a folder: "zstd/00" too)
-  --start-after KEY   only keys after KEY in key order (to continue an interrupted listing)
-  -h, --help          show this text
+  --prefix P               only keys that begin with P (a key prefix, not a folder: "zstd/00")
+  --start-after KEY        only keys after KEY in key order (to continue an interrupted listing)
+${STORE_OPTIONS_TEXT}
+  -h, --help               show this text
 
 Examples:
   s3-list /backups/vol-1 > vol-1.manifest
@@ -36,10 +38,10 @@ ${EXIT_STATUS_TEXT}
 export const main = command({
   name: 's3-list',
   usage: USAGE,
-  flags: { string: ['prefix', 'start-after'] },
+  flags: storeFlags({ string: ['prefix', 'start-after'] }),
   positionals: { min: 1, max: 1 },
   async run(args, ctx) {
-    const store = openStore(args._[0]);
+    const store = openStore(args._[0], s3Settings(args, ctx.signal));
     const prefix = stringFlag(args, 'prefix') ?? '';
     const startAfter = stringFlag(args, 'start-after');
     if (startAfter !== undefined && keyProblem(startAfter)) throw new UsageError(`--start-after: ${keyProblem(startAfter)}`);

@@ -6,6 +6,7 @@ import { OrderedOutput } from '../core/ordered';
 import { PAYLOAD, type Rec } from '../core/records';
 import { badRecord, integrityError, recordAt, transform } from '../core/stage';
 import { keyProblem, openStore, storeErrorAt, type ObjectStore } from '../core/store';
+import { s3Settings, storeFlags, STORE_OPTIONS_TEXT, type S3Settings } from '../core/store-s3-flags';
 
 const USAGE = `Usage: s3-get [options] [URL]
 
@@ -19,8 +20,10 @@ The record gains "size", "etag" and "sha256" when it lacked them, and "store" na
 data was read.
 
 Options:
-  -j, --jobs N   objects read at once, 1 to 64 (default 8); memory holds up to N objects
-  -h, --help     show this text
+  -j, --jobs N             objects read at once, 1 to 64 (default 8); memory holds up to N
+                           objects
+${STORE_OPTIONS_TEXT}
+  -h, --help               show this text
 
 Examples:
   s3-list /backups/vol-1 | s3-get | zstd-unchunk | file-write restored.img
@@ -36,11 +39,12 @@ ${EXIT_STATUS_TEXT}
 export const main = command({
   name: 's3-get',
   usage: USAGE,
-  flags: { string: ['jobs'], alias: { j: 'jobs' } },
+  flags: storeFlags({ string: ['jobs'], alias: { j: 'jobs' } }),
   positionals: { max: 1 },
   async run(args, ctx) {
     const jobs = intFlag(args, 'jobs', 8, 1, 64);
-    const fetcher = new Fetcher(ctx, args._[0] === undefined ? undefined : openStore(args._[0]));
+    const settings = s3Settings(args, ctx.signal);
+    const fetcher = new Fetcher(ctx, settings, args._[0] === undefined ? undefined : openStore(args._[0], settings));
     await transform(ctx, { frames: true }, async function* (batches, out) {
       const output = new OrderedOutput(jobs);
       for await (const batch of batches) {
@@ -69,6 +73,7 @@ class Fetcher {
 
   constructor(
     private readonly ctx: Context,
+    private readonly settings: S3Settings,
     private readonly given: ObjectStore | undefined,
   ) {}
 
@@ -113,7 +118,7 @@ class Fetcher {
     let store = this.stores.get(url);
     if (!store) {
       try {
-        store = openStore(url);
+        store = openStore(url, this.settings);
       } catch (err) {
         if (err instanceof UsageError) throw badRecord(this.ctx, rec, `"store": ${err.message}`);
         throw storeErrorAt(this.ctx, rec, err);

@@ -1,7 +1,8 @@
 'use strict';
 // The object store contract (src/core/store.ts), as one suite run against every implementation.
-// makeStore() gives a fresh, empty, existing store: { store, outside?() }, where outside() lists
-// any file the store made outside its own root (for stores that live in a file system).
+// makeStore() gives a fresh, empty, existing store: { store, outside?(), partSize? }, where
+// outside() lists any file the store made outside its own root (for stores that live in a file
+// system) and partSize is the size above which the store writes and reads an object in parts.
 const { describe, it } = require('node:test');
 const assert = require('node:assert');
 const crypto = require('node:crypto');
@@ -145,6 +146,25 @@ function storeContract(name, makeStore) {
       assert.strictEqual((await store.get('empty')).data.length, 0);
       const [info] = (await listAll(store)).flat();
       assert.strictEqual(info.size, 0);
+    });
+
+    it('objects larger than one part round-trip, whole and in ranges across parts', async () => {
+      const { store, partSize = 5 << 20 } = await makeStore();
+      const data = crypto.randomBytes(2 * partSize + 4321);
+      const put = await store.put('big/object', data, { metadata: { kind: 'big' } });
+      assert.strictEqual(put.sha256, sha256(data));
+      const got = await store.get('big/object');
+      assert.ok(got.data.equals(data), 'the data read back differs');
+      assert.strictEqual(got.info.size, data.length);
+      assert.strictEqual(got.info.sha256, put.sha256);
+      assert.deepStrictEqual((await store.head('big/object')).metadata, { kind: 'big' });
+      for (const [start, end] of [[partSize - 7, partSize + 9], [2 * partSize - 1, undefined], [0, partSize + 1]]) {
+        const { data: part } = await store.get('big/object', { range: { start, end } });
+        assert.ok(part.equals(data.subarray(start, end)), `range ${start}-${end}`);
+      }
+      const [listed] = (await listAll(store, 'big/')).flat();
+      assert.strictEqual(listed.size, data.length);
+      assert.strictEqual(listed.etag, put.etag);
     });
 
     it('keys with spaces, unicode, +, %, .., ., // and up to 1024 bytes round-trip, and stay inside the store', async () => {

@@ -1,0 +1,205 @@
+// The object store on S3 (or an S3-compatible server): s3://bucket/prefix/, keys under prefix.
+//
+// The whole object's SHA-256 is kept as user metadata, x-amz-meta-sluice-sha256 (base64): the
+// one place that holds it for single-part and multipart objects alike, on AWS and on other
+// servers (S3's own SHA-256 checksum of a multipart object is a checksum of part checksums).
+// A single PUT also sends it as x-amz-checksum-sha256, which S3 checks before storing; parts of
+// a multipart upload carry their CRC32. Reads check the length, that SHA-256 when the object
+// has one, and else the MD5 that a single-part object's ETag is.
+import { createHash } from 'node:crypto';
+import { setMaxListeners } from 'node:events';
+import { DeleteObjectsCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand, type S3Client, type StorageClass } from '@aws-sdk/client-s3';
+import { sha256b64 } from './digest';
+import { eachLimited } from './each-limited';
+import { IntegrityError } from './errors';
+import { s3Client } from './store-s3-client';
+import type { S3Settings } from './store-s3-flags';
+import { DEFAULT_MAX_TRIES, S3ReplyError, withRetries, type RetryPolicy } from './store-s3-errors';
+import { describeObject, listedObject, metadataProblem, SHA256_META } from './store-s3-records';
+import { MIN_PART_SIZE, PART_JOBS, readRange, uploadParts, type Target } from './store-s3-transfer';
+import { MAX_KEY_BYTES, StoreError, keyProblem, type GetOptions, type GetResult, type ListOptions, type ObjectInfo, type ObjectStore, type PutOptions, type PutResult } from './store';
+
+/** As aws-cli: objects above 8 MiB go up in 8 MiB parts and are read in 8 MiB ranges. */
+export const DEFAULT_PART_SIZE = 8 << 20;
+const DELETE_BATCH = 1000;
+
+export interface S3StoreOptions extends S3Settings {
+  /** Bytes per part and per ranged read, at least 5 MiB (S3's least part). */
+  partSize?: number;
+  /** Tries of one call before a transient failure is final. */
+  maxTries?: number;
+}
+
+export class S3Store implements ObjectStore {
+  readonly url: string;
+  private readonly client: S3Client;
+  private readonly policy: RetryPolicy;
+  private readonly partSize: number;
+
+  constructor(
+    readonly bucket: string,
+    /** Empty, or ending in "/". */
+    readonly prefix: string,
+    opts: S3StoreOptions = {},
+  ) {
+    this.url = `s3://${bucket}/${prefix}`;
+    this.client = s3Client(opts);
+    this.partSize = opts.partSize ?? DEFAULT_PART_SIZE;
+    if (!(this.partSize >= MIN_PART_SIZE)) throw new RangeError(`part size must be at least ${MIN_PART_SIZE} bytes, got ${this.partSize}`);
+    // Every request in flight listens on the command's abort signal.
+    if (opts.signal) setMaxListeners(0, opts.signal);
+    this.policy = { maxTries: opts.maxTries ?? DEFAULT_MAX_TRIES, signal: opts.signal };
+  }
+
+  async *list(prefix: string, opts: ListOptions = {}): AsyncGenerator<ObjectInfo[]> {
+    const pageSize = opts.pageSize ?? 1000;
+    if (!Number.isSafeInteger(pageSize) || pageSize < 1 || pageSize > 1000) throw new RangeError(`page size must be 1 to 1000, got ${pageSize}`);
+    let token: string | undefined;
+    do {
+      const res = await withRetries(this.policy, { url: this.url, op: 'ListObjectsV2' }, () =>
+        this.client.send(
+          new ListObjectsV2Command({
+            Bucket: this.bucket,
+            Prefix: this.prefix + prefix,
+            MaxKeys: pageSize,
+            // S3 ignores StartAfter once a continuation token is given.
+            StartAfter: opts.startAfter === undefined || token ? undefined : this.prefix + opts.startAfter,
+            ContinuationToken: token,
+            // XML cannot carry every character a key may hold (U+0001...): keys come URL-encoded.
+            EncodingType: 'url',
+          }),
+          { abortSignal: this.policy.signal },
+        ),
+      );
+      const page = (res.Contents ?? []).map((o) => listedObject(o, this.prefix));
+      if (page.length) yield page;
+      token = res.IsTruncated ? res.NextContinuationToken : undefined;
+    } while (token);
+  }
+
+  async head(key: string): Promise<ObjectInfo> {
+    const t = this.target(key);
+    const res = await withRetries(this.policy, t.where('HeadObject'), () => this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: t.fullKey }), { abortSignal: this.policy.signal }));
+    return describeObject(key, res, res.ContentLength ?? 0);
+  }
+
+  async get(key: string, opts: GetOptions = {}): Promise<GetResult> {
+    const t = this.target(key);
+    if (opts.range) return this.getRange(t, key, opts.range);
+    let first;
+    try {
+      first = await readRange(t, 0, this.partSize);
+    } catch (err) {
+      // A range of an empty object is "not satisfiable" on S3: read it whole.
+      if (!isInvalidRange(err)) throw err;
+      first = await readRange(t, 0, undefined);
+    }
+    const info = describeObject(key, first.head, first.total);
+    let data = first.data;
+    if (first.total > data.length) {
+      data = Buffer.allocUnsafe(first.total);
+      first.data.copy(data);
+      const starts: number[] = [];
+      for (let s = first.data.length; s < first.total; s += this.partSize) starts.push(s);
+      await eachLimited(starts, PART_JOBS, async (s) => {
+        const into = data.subarray(s, Math.min(s + this.partSize, first.total));
+        await readRange(t, s, into.length, { into, ifMatch: info.etag });
+      });
+    }
+    const problem = mismatch(data, info, first.head.ServerSideEncryption, first.head.SSECustomerAlgorithm);
+    if (problem) throw new IntegrityError(`${this.url}: object ${JSON.stringify(key)}: ${problem}`);
+    return { data, info };
+  }
+
+  async put(key: string, data: Uint8Array, opts: PutOptions = {}): Promise<PutResult> {
+    const t = this.target(key);
+    const problem = metadataProblem(opts.metadata);
+    if (problem) throw new StoreError(`${this.url}: object ${JSON.stringify(key)}: ${problem}`, 'permanent', key);
+    const sha256 = sha256b64(data);
+    if (opts.sha256 !== undefined && opts.sha256 !== sha256) {
+      throw new IntegrityError(`${this.url}: object ${JSON.stringify(key)}: the data's SHA-256 is ${sha256}, expected ${opts.sha256}; nothing was stored`);
+    }
+    const metadata = { ...opts.metadata, [SHA256_META]: sha256 };
+    if (data.length > this.partSize) {
+      const done = await uploadParts(t, data, { storageClass: opts.storageClass, metadata, partSize: this.partSize });
+      return { etag: done.etag, sha256, versionId: versionOf(done.versionId) };
+    }
+    const res = await withRetries(this.policy, t.where('PutObject'), () =>
+      this.client.send(
+        new PutObjectCommand({ Bucket: this.bucket, Key: t.fullKey, Body: data, ChecksumSHA256: sha256, StorageClass: opts.storageClass as StorageClass | undefined, Metadata: metadata }),
+        { abortSignal: this.policy.signal },
+      ),
+    );
+    return { etag: res.ETag!, sha256, versionId: versionOf(res.VersionId) };
+  }
+
+  /** A put is durable on S3 once it succeeded: nothing is left to flush. */
+  async flush(): Promise<void> {}
+
+  async delete(keys: string[]): Promise<void> {
+    const full = keys.map((key) => this.target(key).fullKey);
+    for (let i = 0; i < full.length; i += DELETE_BATCH) {
+      const batch = full.slice(i, i + DELETE_BATCH);
+      const where = { url: this.url, op: 'DeleteObjects', key: keys[i] };
+      await withRetries(this.policy, where, async () => {
+        const res = await this.client.send(new DeleteObjectsCommand({ Bucket: this.bucket, Delete: { Objects: batch.map((Key) => ({ Key })), Quiet: true } }), { abortSignal: this.policy.signal });
+        const failed = res.Errors?.[0];
+        if (failed) throw new S3ReplyError(failed.Code ?? 'Error', `${failed.Message ?? ''} (key ${JSON.stringify(keyOf(failed.Key, this.prefix))})`);
+      });
+    }
+  }
+
+  /** Where a key's calls go; a key the store cannot hold is refused before any call. */
+  private target(key: string): Target {
+    const problem = keyProblem(key);
+    if (problem) throw new StoreError(`${this.url}: ${problem}`, 'permanent', typeof key === 'string' ? key : undefined);
+    const fullKey = this.prefix + key;
+    const bytes = Buffer.byteLength(fullKey);
+    if (bytes > MAX_KEY_BYTES) throw new StoreError(`${this.url}: key ${JSON.stringify(key.slice(0, 40) + '...')} is ${bytes} bytes long with the URL's prefix, the limit is ${MAX_KEY_BYTES}`, 'permanent', key);
+    return { client: this.client, bucket: this.bucket, fullKey, policy: this.policy, where: (op) => ({ url: this.url, op, key }) };
+  }
+
+  private async getRange(t: Target, key: string, range: { start: number; end?: number }): Promise<GetResult> {
+    const { start, end } = range;
+    if (!Number.isSafeInteger(start) || start < 0 || (end !== undefined && !Number.isSafeInteger(end))) throw new RangeError(`bad range ${JSON.stringify(range)}`);
+    if (end === undefined || end > start) {
+      try {
+        const read = await readRange(t, start, end === undefined ? undefined : end - start);
+        return { data: read.data, info: describeObject(key, read.head, read.total) };
+      } catch (err) {
+        if (!isInvalidRange(err)) throw err;
+      }
+    }
+    // Nothing to read (an empty range, or one past the end): the object must still exist.
+    return { data: Buffer.alloc(0), info: await this.head(key) };
+  }
+}
+
+/** A range S3 cannot satisfy: one that starts at or past the object's end. */
+function isInvalidRange(err: unknown): boolean {
+  const cause = (err as { cause?: { name?: string; $metadata?: { httpStatusCode?: number } } }).cause;
+  return err instanceof StoreError && (cause?.name === 'InvalidRange' || cause?.$metadata?.httpStatusCode === 416);
+}
+
+/** What is wrong with a whole object's bytes, judged by what the store kept. */
+function mismatch(data: Buffer, info: ObjectInfo, sse: string | undefined, sseCustomer: string | undefined): string | undefined {
+  if (data.length !== info.size) return `${data.length} bytes read, the object has ${info.size}`;
+  if (info.sha256 !== undefined) {
+    const actual = sha256b64(data);
+    return actual === info.sha256 ? undefined : `the data's SHA-256 is ${actual}, the object's ${SHA256_META} says ${info.sha256}`;
+  }
+  // A single-part object's ETag is its MD5, unless S3 encrypted it with KMS or a customer key.
+  const etag = /^"([0-9a-f]{32})"$/.exec(info.etag ?? '');
+  if (!etag || (sse ?? '').startsWith('aws:kms') || sseCustomer) return undefined;
+  const md5 = createHash('md5').update(data).digest('hex');
+  return md5 === etag[1] ? undefined : `the data's MD5 is ${md5}, the object's ETag says ${etag[1]}`;
+}
+
+/** A version id, or undefined for the "null" version of a bucket without versioning. */
+function versionOf(id: string | undefined): string | undefined {
+  return id === 'null' ? undefined : id;
+}
+
+function keyOf(fullKey: string | undefined, prefix: string): string | undefined {
+  return fullKey?.startsWith(prefix) ? fullKey.slice(prefix.length) : fullKey;
+}
