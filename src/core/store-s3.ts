@@ -86,6 +86,15 @@ export class S3Store implements ObjectStore {
   async get(key: string, opts: GetOptions = {}): Promise<GetResult> {
     const t = this.target(key);
     if (opts.range) return this.getRange(t, key, opts.range);
+    // A put that replaced the object between its first range and the others fails their
+    // If-Match: the new object is read from the start, once.
+    return this.getWhole(t, key).catch((err) => {
+      if (statusOf(err) === 412) return this.getWhole(t, key);
+      throw err;
+    });
+  }
+
+  private async getWhole(t: Target, key: string): Promise<GetResult> {
     let first;
     try {
       first = await readRange(t, 0, this.partSize);
@@ -175,10 +184,15 @@ export class S3Store implements ObjectStore {
   }
 }
 
+/** The HTTP status of the S3 reply behind a StoreError. */
+function statusOf(err: unknown): number | undefined {
+  const cause = (err as { cause?: { $metadata?: { httpStatusCode?: number } } }).cause;
+  return err instanceof StoreError ? cause?.$metadata?.httpStatusCode : undefined;
+}
+
 /** A range S3 cannot satisfy: one that starts at or past the object's end. */
 function isInvalidRange(err: unknown): boolean {
-  const cause = (err as { cause?: { name?: string; $metadata?: { httpStatusCode?: number } } }).cause;
-  return err instanceof StoreError && (cause?.name === 'InvalidRange' || cause?.$metadata?.httpStatusCode === 416);
+  return statusOf(err) === 416;
 }
 
 /** What is wrong with a whole object's bytes, judged by what the store kept. */
