@@ -75,6 +75,16 @@ async function faultyProxy(plan, always) {
   return { url: `http://127.0.0.1:${server.address().port}`, stats, close: () => new Promise((r) => server.close(r)) };
 }
 
+/** Runs `work(proxy)` with a faulty proxy in front of moto, closed afterwards. */
+async function throughProxy(plan, always, work) {
+  const proxy = await faultyProxy(plan, always);
+  try {
+    await work(proxy);
+  } finally {
+    await proxy.close();
+  }
+}
+
 describe('S3 store: what only S3 has', () => {
   it('keys are relative to the URL\'s prefix; prefix and key together are held to 1024 bytes', async () => {
     const bucket = await newBucket();
@@ -116,37 +126,28 @@ describe('S3 store: what only S3 has', () => {
 
   it('cut connections and 503 SlowDown are retried until the call succeeds', async () => {
     const bucket = await newBucket();
-    const proxy = await faultyProxy(['reset', 'slowdown', 'reset']);
-    try {
+    await throughProxy(['reset', 'slowdown', 'reset'], undefined, async (proxy) => {
       const store = new S3Store(bucket, '', { endpoint: proxy.url });
       await store.put('k', Buffer.from('through faults'));
       assert.strictEqual((await new S3Store(bucket, '').get('k')).data.toString(), 'through faults');
       assert.ok(proxy.stats.requests >= 4, `${proxy.stats.requests} requests`);
-    } finally {
-      await proxy.close();
-    }
+    });
   });
 
   it('a transient failure that lasts gives up after the tries allowed, saying so', async () => {
-    const proxy = await faultyProxy([], 'slowdown');
-    try {
+    await throughProxy([], 'slowdown', async (proxy) => {
       const store = new S3Store('bkt', 'x/', { endpoint: proxy.url, maxTries: 3 });
       await assert.rejects(store.get('k'), (err) => err instanceof StoreError && err.kind === 'transient' && /^s3:\/\/bkt\/x\/: GetObject "k": SlowDown: .*\(gave up after 3 tries\)$/.test(err.message));
       assert.strictEqual(proxy.stats.requests, 3);
-    } finally {
-      await proxy.close();
-    }
+    });
   });
 
   it('AccessDenied and NoSuchBucket fail at once, naming the bucket and the key', async () => {
-    const proxy = await faultyProxy([], 'denied');
-    try {
+    await throughProxy([], 'denied', async (proxy) => {
       const store = new S3Store('bkt', 'x/', { endpoint: proxy.url });
       await assert.rejects(store.put('k', Buffer.from('v')), (err) => err instanceof StoreError && err.kind === 'permanent' && /^s3:\/\/bkt\/x\/: PutObject "k": AccessDenied: Access Denied$/.test(err.message));
       assert.strictEqual(proxy.stats.requests, 1);
-    } finally {
-      await proxy.close();
-    }
+    });
     const missing = new S3Store('no-such-bucket', 'x/');
     await assert.rejects(missing.put('k', Buffer.from('v')), (err) => err instanceof NotFoundError && /^s3:\/\/no-such-bucket\/x\/: PutObject "k": no such bucket/.test(err.message));
     await assert.rejects(keys(missing), (err) => err instanceof NotFoundError && /no-such-bucket.*no such bucket/.test(err.message));
