@@ -93,9 +93,9 @@ check_resume() {
   resume=(--resume "$resume_id" "${done_journals[@]}")
 }
 
-# Runs the command "$@" (the stage before ebs-get, or ebs-put, reads) and, when resuming, drops
-# from its output the blocks the journals say were put (skip --done), so they are neither read
-# nor put again; the status is that of the first of the two that failed.
+# Runs "$@", the stage whose output ebs-get reads (for ebs-upload, ebs-put), and when resuming
+# drops from that output the blocks the journals say were put (skip --done), so that they are
+# neither read nor put again; the status is that of the first of the two that failed.
 not_done() {
   if [[ -z $resume_id ]]; then "$@"; return; fi
   "$@" | "$here/skip" "${done_journals[@]}" || exit_first "${PIPESTATUS[@]}"
