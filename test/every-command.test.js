@@ -38,6 +38,7 @@ const READERS = {
   's3-get': `s3-get ${store}`,
   'file-write': 'file-write OUT',
   's3-put': 's3-put OUT',
+  'stream-join': 'stream-join OUT',
 };
 
 // What each command reads when it is given a valid stream; a block stream unless said here.
@@ -46,6 +47,7 @@ const UPSTREAM = {
   'zstd-unchunk': () => chunks,
   's3-put': () => chunks,
   's3-get': () => `s3-list ${store}`,
+  'stream-join': () => `stream-chunk --size 1M ${img}`,
   delta: () => `ebs-blocks ${snapshots.child}`,
   'ebs-get': () => `ebs-blocks ${snapshots.child}`,
 };
