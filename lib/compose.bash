@@ -102,10 +102,16 @@ not_done() {
 }
 
 # Says on stderr how to finish the snapshot a failed run left pending (ebs-upload, ebs-copy,
-# ebs-sync): with its id and journal when the output is a file, else in words.
+# ebs-sync): with its id and journal when the output is a file, else in words. A resume of one
+# an earlier run completed has nothing to finish.
 resume_hint() {
   [[ ${accepts_resume:-} ]] || return 0
-  local id=$resume_id journal=JOURNAL what self=$BASHPID note=''
+  local id=$resume_id journal=JOURNAL what self=$BASHPID note='' i
+  for ((i = 1; i < ${#done_journals[@]}; i += 2)); do
+    grep -q '"status":"completed"' "${done_journals[i]}" 2>/dev/null || continue
+    echo "$name: $id was completed by the run of ${done_journals[i]}: nothing to resume" >&2
+    return 0
+  done
   if [[ -f /dev/stdout ]]; then
     journal=$(readlink -f "/proc/$self/fd/1")
     [[ $id ]] || id=$(grep -m 1 -o '"snapshotId":"snap-[0-9a-f]*"' "$journal" | cut -d '"' -f 4 || true)

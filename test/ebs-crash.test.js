@@ -292,7 +292,7 @@ test('ebs-copy: ebs-get killed midway, then ebs-blocks in the resume\'s listing;
   assert.deepStrictEqual((await listAll(dst.ebs(), id)).map((b) => b.BlockIndex), (await listAll(src.ebs(), s.parent)).map((b) => b.BlockIndex), '--full-copy carried over');
 });
 
-test('ebs-copy: ebs-put killed midway; a resume from another snapshot is refused, from the same one finishes', async () => {
+test('ebs-copy: ebs-put killed midway; a resume from another snapshot is refused, from the same one finishes, and once more has nothing to do', async () => {
   const known = new Set((await snapshots(dst)).map((x) => x.SnapshotId));
   await latency(dst, PUT_LATENCY_MS);
   let r;
@@ -307,7 +307,12 @@ test('ebs-copy: ebs-put killed midway; a resume from another snapshot is refused
   assert.strictEqual(wrong.code, 4, describe(wrong));
   assert.match(wrong.stderr, new RegExp(`the journal's run read ${s.parent}, this stream is of ${s.child}: resume from the same source`), describe(wrong));
   assert.strictEqual((await requests(dst)).PutSnapshotBlock, before.PutSnapshotBlock, 'nothing was put');
-  await assertResumes('ebs-copy', copyArgs(), id, [r.journal], { ref: s.parentRef, reads: true });
+  const done = file('done.journal');
+  fs.writeFileSync(done, (await assertResumes('ebs-copy', copyArgs(), id, [r.journal], { ref: s.parentRef, reads: true })).map((x) => `${JSON.stringify(x)}\n`).join(''));
+  const late = await sh(`ebs-copy ${copyArgs().join(' ')} --resume ${id} --done ${r.journal} --done ${done} > ${file('late.journal')}`, { env });
+  assert.strictEqual(late.code, 1, describe(late));
+  assert.match(late.stderr, new RegExp(`ebs-copy: ${id} was completed by the run of ${done}: nothing to resume`), describe(late));
+  assert.doesNotMatch(late.stderr, /left pending/, describe(late));
 });
 
 for (const signal of ['SIGKILL', 'SIGTERM']) {

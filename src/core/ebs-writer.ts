@@ -69,11 +69,12 @@ export class SnapshotWriter {
 
   /** Continues a pending snapshot; resolves with its size in GiB. */
   async resume(snapshotId: string): Promise<number | undefined> {
-    this.snapshotId = snapshotId;
     const info = await describeSnapshot(this.session, snapshotId);
     if (info.state !== 'pending') {
       throw new SluiceError(`${snapshotId} is ${info.state}${info.stateMessage ? ` (${info.stateMessage})` : ''}: only a pending snapshot can be resumed`);
     }
+    // Only now is it this run's to finish (an error says how to resume it).
+    this.snapshotId = snapshotId;
     return info.volumeSize;
   }
 
