@@ -39,6 +39,8 @@ const READERS = {
   'file-write': 'file-write OUT',
   's3-put': 's3-put OUT',
   'stream-join': 'stream-join OUT',
+  's3-delete': 's3-delete OUT',
+  's3-restore': 's3-restore',
 };
 
 // What each command reads when it is given a valid stream; a block stream unless said here.
@@ -48,6 +50,8 @@ const UPSTREAM = {
   's3-put': () => chunks,
   's3-get': () => `s3-list ${store}`,
   'stream-join': () => `stream-chunk --size 1M ${img}`,
+  's3-delete': () => `s3-list ${store}`,
+  's3-restore': () => `s3-list ${store}`,
   delta: () => `ebs-blocks ${snapshots.child}`,
   'ebs-get': () => `ebs-blocks ${snapshots.child}`,
 };

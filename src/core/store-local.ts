@@ -28,6 +28,7 @@ import {
   type ObjectStore,
   type PutOptions,
   type PutResult,
+  type RestoreState,
 } from './store';
 
 const DEFAULT_PAGE = 1000;
@@ -163,6 +164,16 @@ export class LocalStore implements ObjectStore {
         }
       }),
     );
+  }
+
+  /** A directory never archives: whatever its storage class says, every object is readable. */
+  async restoreState(key: string): Promise<RestoreState> {
+    await this.head(key);
+    return 'readable';
+  }
+
+  async restore(key: string): Promise<RestoreState> {
+    return this.restoreState(key);
   }
 
   async *list(prefix: string, opts: ListOptions = {}): AsyncGenerator<ObjectInfo[]> {

@@ -8,7 +8,7 @@
 // has one, and else the MD5 that a single-part object's ETag is.
 import { createHash } from 'node:crypto';
 import { setMaxListeners } from 'node:events';
-import { DeleteObjectsCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand, type S3Client, type StorageClass } from '@aws-sdk/client-s3';
+import { DeleteObjectsCommand, HeadObjectCommand, RestoreObjectCommand, type Tier, ListObjectsV2Command, PutObjectCommand, type S3Client, type StorageClass } from '@aws-sdk/client-s3';
 import { sha256b64 } from './digest';
 import { eachLimited } from './each-limited';
 import { IntegrityError } from './errors';
@@ -17,7 +17,7 @@ import type { S3Settings } from './store-s3-flags';
 import { DEFAULT_MAX_TRIES, S3ReplyError, withRetries, type RetryPolicy } from './store-s3-errors';
 import { describeObject, listedObject, metadataProblem, SHA256_META } from './store-s3-records';
 import { MIN_PART_SIZE, PART_JOBS, readRange, uploadParts, type Target } from './store-s3-transfer';
-import { MAX_KEY_BYTES, StoreError, keyProblem, type GetOptions, type GetResult, type ListOptions, type ObjectInfo, type ObjectStore, type PutOptions, type PutResult } from './store';
+import { MAX_KEY_BYTES, StoreError, keyProblem, type GetOptions, type GetResult, type ListOptions, type ObjectInfo, type ObjectStore, type PutOptions, type PutResult, type RestoreOptions, type RestoreState } from './store';
 
 /** As aws-cli: objects above 8 MiB go up in 8 MiB parts and are read in 8 MiB ranges. */
 export const DEFAULT_PART_SIZE = 8 << 20;
@@ -158,6 +158,33 @@ export class S3Store implements ObjectStore {
     }
   }
 
+  async restoreState(key: string): Promise<RestoreState> {
+    const t = this.target(key);
+    const res = await withRetries(this.policy, t.where('HeadObject'), () => this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: t.fullKey }), { abortSignal: this.policy.signal }));
+    return restoreStateOf(res.StorageClass, res.Restore);
+  }
+
+  async restore(key: string, opts: RestoreOptions): Promise<RestoreState> {
+    const state = await this.restoreState(key);
+    if (state !== 'archived') return state;
+    const t = this.target(key);
+    try {
+      await withRetries(this.policy, t.where('RestoreObject'), () =>
+        this.client.send(
+          new RestoreObjectCommand({ Bucket: this.bucket, Key: t.fullKey, RestoreRequest: { Days: opts.days, GlacierJobParameters: { Tier: opts.tier as Tier } } }),
+          { abortSignal: this.policy.signal },
+        ),
+      );
+    } catch (err) {
+      // Asked for by someone else since our HEAD: it is under way all the same.
+      if ((err as { cause?: { name?: string } }).cause?.name === 'RestoreAlreadyInProgress') return 'restoring';
+      throw err;
+    }
+    // S3 answers 200 when a restored copy was there already, 202 when it starts one: the HEAD
+    // tells which, as it also does on servers that restore at once.
+    return this.restoreState(key);
+  }
+
   /** Where a key's calls go; a key the store cannot hold is refused before any call. */
   private target(key: string): Target {
     const problem = keyProblem(key);
@@ -182,6 +209,21 @@ export class S3Store implements ObjectStore {
     // Nothing to read (an empty range, or one past the end): the object must still exist.
     return { data: Buffer.alloc(0), info: await this.head(key) };
   }
+}
+
+/** Classes whose objects GetObject refuses until they are restored. */
+const ARCHIVED_CLASSES = new Set(['GLACIER', 'DEEP_ARCHIVE']);
+
+/**
+ * From HeadObject's storage class and x-amz-restore header (`ongoing-request="true"`, or
+ * `ongoing-request="false", expiry-date="..."` once a restored copy is readable).
+ */
+export function restoreStateOf(storageClass: string | undefined, restore: string | undefined): RestoreState {
+  if (!ARCHIVED_CLASSES.has(storageClass ?? 'STANDARD')) return 'readable';
+  if (restore === undefined) return 'archived';
+  if (/ongoing-request="true"/.test(restore)) return 'restoring';
+  if (/ongoing-request="false"/.test(restore)) return 'readable';
+  return 'archived';
 }
 
 /** The HTTP status of the S3 reply behind a StoreError. */

@@ -61,6 +61,19 @@ export interface PutOptions {
   batch?: boolean;
 }
 
+export interface RestoreOptions {
+  /** Days the restored copy stays readable. */
+  days: number;
+  /** S3's retrieval tier: Standard, Bulk or Expedited. */
+  tier: string;
+}
+
+/**
+ * Whether get() can read an object now: `readable` (it was never archived, or a restored copy
+ * is there), `restoring` (a restore is under way), `archived` (a restore must be asked for).
+ */
+export type RestoreState = 'readable' | 'restoring' | 'archived';
+
 export interface PutResult {
   etag: string;
   /** base64 SHA-256 of the bytes stored. */
@@ -116,6 +129,16 @@ export interface ObjectStore {
 
   /** Deletes the objects; keys that do not exist are not an error (S3's DeleteObjects). */
   delete(keys: string[]): Promise<void>;
+
+  /** Whether the object can be read now (one HEAD on S3); NotFoundError if there is none. */
+  restoreState(key: string): Promise<RestoreState>;
+
+  /**
+   * Asks for a readable copy of an archived object, unless it is readable or being restored
+   * already; gives the state after asking. A store that never archives gives `readable`.
+   * NotFoundError if there is no such object.
+   */
+  restore(key: string, opts: RestoreOptions): Promise<RestoreState>;
 }
 
 /**

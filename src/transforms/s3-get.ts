@@ -1,10 +1,11 @@
 import { command, EXIT_STATUS_TEXT, intFlag, type Context } from '../core/command';
 import { DEFAULT_MAX_PAYLOAD } from '../core/decode';
 import { sha256b64 } from '../core/digest';
-import { IntegrityError, SluiceError, UsageError } from '../core/errors';
+import { IntegrityError, SluiceError } from '../core/errors';
 import { OrderedOutput } from '../core/ordered';
 import { PAYLOAD, type Rec } from '../core/records';
 import { badRecord, integrityError, recordAt, transform } from '../core/stage';
+import { RecordStores } from '../core/record-stores';
 import { keyProblem, openStore, storeErrorAt, type ObjectStore } from '../core/store';
 import { s3Settings, storeFlags, STORE_OPTIONS_TEXT, type S3Settings } from '../core/store-s3-flags';
 
@@ -69,13 +70,15 @@ export const main = command({
 });
 
 class Fetcher {
-  private readonly stores = new Map<string, ObjectStore>();
+  private readonly stores: RecordStores;
 
   constructor(
     private readonly ctx: Context,
-    private readonly settings: S3Settings,
-    private readonly given: ObjectStore | undefined,
-  ) {}
+    settings: S3Settings,
+    given: ObjectStore | undefined,
+  ) {
+    this.stores = new RecordStores(ctx, settings, given);
+  }
 
   async fetch(rec: Rec): Promise<Rec> {
     const ctx = this.ctx;
@@ -86,7 +89,7 @@ class Fetcher {
     if (size !== undefined && !(Number.isSafeInteger(size) && (size as number) >= 0)) throw badRecord(ctx, rec, `object ${JSON.stringify(key)}: "size" must be a non-negative integer, got ${JSON.stringify(size)}`);
     if (rec.sha256 !== undefined && typeof rec.sha256 !== 'string') throw badRecord(ctx, rec, `object ${JSON.stringify(key)}: "sha256" must be a base64 string`);
     if (typeof size === 'number' && size > DEFAULT_MAX_PAYLOAD) throw this.tooLarge(rec, key, size);
-    const store = this.storeFor(rec, key);
+    const store = this.stores.for(rec);
     let read;
     try {
       read = await store.get(key);
@@ -107,25 +110,6 @@ class Fetcher {
     if (rec.etag === undefined && info.etag !== undefined) got.etag = info.etag;
     if (rec.sha256 === undefined && info.sha256 !== undefined) got.sha256 = info.sha256;
     return got;
-  }
-
-  private storeFor(rec: Rec, key: string): ObjectStore {
-    if (this.given) return this.given;
-    const url = rec.store;
-    if (typeof url !== 'string' || url === '') {
-      throw badRecord(this.ctx, rec, `object ${JSON.stringify(key)} has no "store" field, and no URL was given to read it from`);
-    }
-    let store = this.stores.get(url);
-    if (!store) {
-      try {
-        store = openStore(url, this.settings);
-      } catch (err) {
-        if (err instanceof UsageError) throw badRecord(this.ctx, rec, `"store": ${err.message}`);
-        throw storeErrorAt(this.ctx, rec, err);
-      }
-      this.stores.set(url, store);
-    }
-    return store;
   }
 
   private integrity(rec: Rec, key: string, what: string): IntegrityError {

@@ -221,6 +221,16 @@ function storeContract(name, makeStore) {
       assert.deepStrictEqual(await keys(store), ['d/sub/3']);
     });
 
+    it('an object put without a storage class is readable: restore asks for nothing; a missing one is not found', async () => {
+      const { store } = await makeStore();
+      await store.put('warm', Buffer.from('warm'));
+      assert.strictEqual(await store.restoreState('warm'), 'readable');
+      assert.strictEqual(await store.restore('warm', { days: 1, tier: 'Standard' }), 'readable');
+      assert.strictEqual((await store.get('warm')).data.toString(), 'warm');
+      await rejectsWith(store.restoreState('absent'), NotFoundError);
+      await rejectsWith(store.restore('absent', { days: 1, tier: 'Standard' }), NotFoundError);
+    });
+
     it('a put whose data does not match the given sha256 stores nothing and keeps the old object', async () => {
       const { store } = await makeStore();
       await store.put('old', Buffer.from('old data'));
