@@ -53,7 +53,10 @@ test.before(async () => {
   s.parentCopyRun = await must(`ebs-copy --dest-endpoint-url ${dst.url} --full-copy ${s.parent}`);
   s.parentCopy = completedId(s.parentCopyRun);
 });
-test.after(() => Promise.all([src.stop(), dst.stop()]));
+test.after(async () => {
+  await Promise.all([src.stop(), dst.stop()]);
+  fs.rmSync(work, { recursive: true, force: true }); // volume-sized (sparse) files
+});
 
 const must = (script) => ok(script, { env });
 const lines = (text) => text.split('\n').slice(0, -1).filter(Boolean).map((l) => JSON.parse(l)); // a partial last line is left out
