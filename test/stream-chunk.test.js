@@ -77,6 +77,9 @@ describe('stream-chunk | stream-join', () => {
     assert.strictEqual(recs[4].commit, true);
     const manifest = JSON.parse((await ok(`stream-chunk --size ${N} --name x < ${src} | s3-put ${work}/m > /dev/null && cat ${work}/m/x/stream.json`)).stdout);
     assert.deepStrictEqual(manifest, { type: 'stream', format: 1, size: 3 * N + 5, sha256: sha256(data), parts: 4, partSize: N, source: 'stdin' });
+    // Listed again for a copy, the manifest is still the one object held back for last.
+    const listed = (await ok(`s3-list ${work}/m | strip`)).stdout.toString().trim().split('\n').map((l) => JSON.parse(l));
+    assert.deepStrictEqual(listed.filter((x) => x.commit).map((x) => x.key), ['x/stream.json']);
   });
 
   it('the default part is 8 MiB; --size takes K, M, G and refuses 0 or more than a frame', async () => {

@@ -1,3 +1,4 @@
+import { MANIFEST_NAME } from '../core/stream-layout';
 import { command, EXIT_STATUS_TEXT, stringFlag } from '../core/command';
 import { UsageError } from '../core/errors';
 import { VOLUME_KEY } from '../core/layout';
@@ -14,8 +15,8 @@ sha256 when the store knows them, and store (the URL, so s3-get needs no argumen
 are written page by page as the store returns them; the listing ends with the "end" trailer,
 which is what marks it complete: a listing without it must never decide a delete.
 
-A layout's commit marker (a key named volume.json, at the top or under any folder) is listed
-with "commit": true, so that a copy (s3-list | s3-get | s3-put) writes it only after every
+A layout's commit marker (a key named volume.json, or stream-chunk's stream.json, at the top or
+under any folder) is listed with "commit": true, so that a copy (s3-list | s3-get | s3-put) writes it only after every
 other object was copied: an interrupted copy never leaves a marker that promises chunks the
 copy does not hold.
 
@@ -65,7 +66,10 @@ function objectRecord(info: ObjectInfo, store: string): ObjectRec {
   return rec;
 }
 
-/** volume.json sorts before the chunks it counts, so a copy in key order must hold it back. */
+/**
+ * volume.json sorts before the chunks it counts, so a copy in key order must hold it back;
+ * stream.json sorts after its parts, but a parallel copy may still finish it first.
+ */
 function isCommitMarker(key: string): boolean {
-  return key === VOLUME_KEY || key.endsWith(`/${VOLUME_KEY}`);
+  return [VOLUME_KEY, MANIFEST_NAME].some((marker) => key === marker || key.endsWith(`/${marker}`));
 }
