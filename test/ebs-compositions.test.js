@@ -6,16 +6,13 @@ const test = require('node:test');
 const assert = require('node:assert');
 const fs = require('node:fs');
 const path = require('node:path');
-const { sh, ok, describe, tmpdir } = require('./lib/run');
+const { sh, ok, describe } = require('./lib/run');
 const { startEmulator, siblingSnapshots, synthetic, emulatorEnv, listAll, listPages } = require('./lib/emulator');
 const { writePattern } = require('./lib/pattern');
+const { COMPOSITIONS, scratch, records, completedId, assertHolds } = require('./lib/compositions');
 
 const BLOCK = 524288;
-const GIB = 1 << 30;
-const COMPOSITIONS = ['ebs-size', 'ebs-download', 'ebs-deltadownload', 'ebs-upload', 'ebs-copy', 'ebs-sync', 'ebs-multiclone', 'ebs-fanout', 'ebs-movetos3', 'ebs-getfroms3'];
-const work = tmpdir('sluice-compose-');
-let n = 0;
-const file = (name) => path.join(work, `${n++}-${name}`);
+const { file } = scratch('sluice-compose-');
 
 // Two servers: the source (its URL is the default endpoint of every script) and a destination.
 let src;
@@ -29,22 +26,6 @@ test.after(() => Promise.all([src.stop(), dst.stop()]));
 
 const run = (script) => sh(script, { env });
 const must = (script) => ok(script, { env });
-const records = (r) => r.stdout.toString().trim().split('\n').filter(Boolean).map((l) => JSON.parse(l));
-
-/** The id of the snapshot an ebs-put journal (or ebs-fanout's output line) says was completed. */
-function completedId(r) {
-  const done = records(r).filter((x) => x.type === 'snapshot' && x.status === 'completed');
-  assert.strictEqual(done.length, 1, `one completed snapshot record${describe(r)}`);
-  return done[0].snapshotId;
-}
-
-/** Checks that `restored` holds `img` and then only zeros up to whole GiB. */
-async function assertHolds(restored, img) {
-  const size = fs.statSync(img).size;
-  const total = fs.statSync(restored).size;
-  assert.strictEqual(total, Math.ceil(size / GIB) * GIB, `${restored} is the volume's size`);
-  await must(`cmp -n ${size} ${img} ${restored} && cmp -n ${total - size} -i ${size}:0 ${restored} /dev/zero`);
-}
 
 /** A patterned image with a hole, a zeroed block and, unless told, a partial last block. */
 function image(pattern, size = 6 * BLOCK + 1000) {
