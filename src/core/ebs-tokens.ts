@@ -25,20 +25,20 @@ export class TokenRefresher {
 
   /**
    * A token for `index` other than `failed`, listing again if need be; undefined when the
-   * snapshot no longer lists the block.
+   * snapshot no longer lists the block. Listings run one at a time, each from the index of the
+   * block that asked for it: a block below a listing's start waits for it, then lists its own.
    */
   async refresh(index: number, failed: string | undefined): Promise<string | undefined> {
-    for (let tries = 0; tries < 2; tries++) {
-      if (this.listing) await this.listing;
+    for (;;) {
       const known = index >= this.from && index <= this.to ? this.window.get(index) : undefined;
       if (known !== undefined && known !== failed) return known;
-      if (this.listing) continue;
-      this.listing = this.list(index).finally(() => (this.listing = undefined));
+      if (!this.listing) break;
       await this.listing;
-      const fresh = this.window.get(index);
-      if (fresh === undefined || fresh !== failed) return fresh;
     }
-    return undefined;
+    this.listing = this.list(index).finally(() => (this.listing = undefined));
+    await this.listing;
+    const fresh = this.window.get(index);
+    return fresh === failed ? undefined : fresh;
   }
 
   private async list(index: number): Promise<void> {
