@@ -8,8 +8,7 @@ const fs = require('node:fs');
 const path = require('node:path');
 const { sh, ok, describe } = require('./lib/run');
 const { startEmulator, siblingSnapshots, synthetic, emulatorEnv, listAll, listPages } = require('./lib/emulator');
-const { writePattern } = require('./lib/pattern');
-const { COMPOSITIONS, scratch, records, completedId, assertHolds } = require('./lib/compositions');
+const { COMPOSITIONS, scratch, records, completedId, assertHolds, patternImage } = require('./lib/compositions');
 
 const BLOCK = 524288;
 const { file } = scratch('sluice-compose-');
@@ -28,14 +27,7 @@ const run = (script) => sh(script, { env });
 const must = (script) => ok(script, { env });
 
 /** A patterned image with a hole, a zeroed block and, unless told, a partial last block. */
-function image(pattern, size = 6 * BLOCK + 1000) {
-  const img = file(`${pattern}.img`);
-  writePattern(img, size, pattern, { holes: [[2 * BLOCK, 3 * BLOCK]] });
-  const fd = fs.openSync(img, 'r+');
-  fs.writeSync(fd, Buffer.alloc(BLOCK), 0, BLOCK, 4 * BLOCK);
-  fs.closeSync(fd);
-  return img;
-}
+const image = (pattern, size) => patternImage(file(`${pattern}.img`), pattern, size);
 
 /** Uploads an image with ebs-upload (flags before it); resolves with the new snapshot's id. */
 async function upload(img, flags = '') {
@@ -306,13 +298,16 @@ test('ebs-fanout of a slowly read snapshot, stopped by SIGTERM: the read and eve
     const id = await synthetic(slow, { VolumeSize: 1, Pattern: 'every', Seed: 9 });
     // Going: a snapshot started at each destination (the tag is their description).
     const ready = async ({ tag }) => (await described(src, tag)).length === 1 && (await described(dst, tag)).length === 1;
-    const r = await interrupted('ebs-fanout', ['--endpoint-url', slow.url, '--description', '{tag}', id, '--to', src.url, '--to', dst.url], {
+    // The destinations' journals, kept for a resume, go to the test's own folder.
+    const journals = file('journals');
+    const r = await interrupted('ebs-fanout', ['--endpoint-url', slow.url, '--description', '{tag}', '--journal-dir', journals, id, '--to', src.url, '--to', dst.url], {
       signal: 'SIGTERM',
       ready,
       pattern: (tag) => `${tag}|${slow.url}`, // the ebs-puts, and ebs-blocks and ebs-get
     });
     assert.strictEqual(r.code, 143, r.stderr);
     assert.deepStrictEqual(r.left, [], `no stage of the pipeline is left: ${r.stderr}`);
+    assert.strictEqual(fs.readdirSync(journals).filter((f) => f.endsWith('.journal')).length, 2, `each destination's journal is kept: ${r.stderr}`);
     for (const emu of [src, dst]) {
       const snaps = await described(emu, r.tag);
       assert.strictEqual(snaps.length, 1, r.stderr);

@@ -10,10 +10,9 @@ const http = require('node:http');
 const path = require('node:path');
 const { sh, ok, describe, tmpdir } = require('./lib/run');
 const { startEmulator, emulatorEnv } = require('./lib/emulator');
-const { writePattern } = require('./lib/pattern');
+const { records, assertHolds, patternImage } = require('./lib/compositions');
 
 const BLOCK = 524288;
-const GIB = 1 << 30;
 const work = tmpdir('sluice-fanout-');
 let n = 0;
 const file = (name) => path.join(work, `${n++}-${name}`);
@@ -33,27 +32,14 @@ test.after(async () => {
 const run = (script, more) => sh(script, { env: { ...env, ...more } });
 const must = (script, more) => ok(script, { env: { ...env, ...more } });
 
-/** The NDJSON records a run printed. */
-const records = (r) => r.stdout.toString().trim().split('\n').filter(Boolean).map((l) => JSON.parse(l));
-
 /** A patterned image with a hole, a zeroed block and, unless told, a partial last block. */
-function image(pattern, size = 6 * BLOCK + 1000) {
-  const img = file(`${pattern}.img`);
-  writePattern(img, size, pattern, { holes: [[2 * BLOCK, 3 * BLOCK]] });
-  const fd = fs.openSync(img, 'r+');
-  fs.writeSync(fd, Buffer.alloc(BLOCK), 0, BLOCK, 4 * BLOCK);
-  fs.closeSync(fd);
-  return img;
-}
+const image = (pattern, size) => patternImage(file(`${pattern}.img`), pattern, size);
 
 /** Downloads snapshot `id` from `emu` and checks that it holds `img`, then only zeros up to whole GiB. */
 async function assertSnapshotHolds(emu, id, img) {
   const out = file(`${id}.img`);
   await must(`ebs-download --endpoint-url ${emu.url} ${id} ${out}`);
-  const size = fs.statSync(img).size;
-  const total = fs.statSync(out).size;
-  assert.strictEqual(total, Math.ceil(size / GIB) * GIB, `${out} is the volume's size`);
-  await must(`cmp -n ${size} ${img} ${out} && cmp -n ${total - size} -i ${size}:0 ${out} /dev/zero`);
+  await assertHolds(out, img);
 }
 
 /**

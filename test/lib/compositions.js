@@ -6,7 +6,7 @@ const assert = require('node:assert');
 const fs = require('node:fs');
 const path = require('node:path');
 const { ok, describe, tmpdir } = require('./run');
-const { PATTERNS, BLOCK, SECTOR } = require('./pattern');
+const { PATTERNS, BLOCK, SECTOR, writePattern } = require('./pattern');
 
 const GIB = 1 << 30;
 const COMPOSITIONS = ['ebs-size', 'ebs-download', 'ebs-deltadownload', 'ebs-upload', 'ebs-copy', 'ebs-sync', 'ebs-multiclone', 'ebs-fanout', 'ebs-movetos3', 'ebs-getfroms3'];
@@ -36,6 +36,15 @@ async function assertHolds(restored, img) {
   await ok(`cmp -n ${size} ${img} ${restored} && cmp -n ${total - size} -i ${size}:0 ${restored} /dev/zero`);
 }
 
+/** Writes at `img` a patterned image with a hole (block 2), a zeroed block (4) and, unless told, a partial last block. */
+function patternImage(img, pattern, size = 6 * BLOCK + 1000) {
+  writePattern(img, size, pattern, { holes: [[2 * BLOCK, 3 * BLOCK]] });
+  const fd = fs.openSync(img, 'r+');
+  fs.writeSync(fd, Buffer.alloc(BLOCK), 0, BLOCK, 4 * BLOCK);
+  fs.closeSync(fd);
+  return img;
+}
+
 /**
  * A shell command that writes `size` bytes of an FSP pattern image to stdout, as writePattern
  * writes them into a file: `cmp FILE <(COMMAND)` checks a restored volume without a second file.
@@ -62,4 +71,4 @@ if (require.main === module) {
   streamPattern(process.argv[2], Number(process.argv[3]));
 }
 
-module.exports = { COMPOSITIONS, GIB, scratch, records, completedId, assertHolds, patternCommand };
+module.exports = { COMPOSITIONS, GIB, scratch, records, completedId, assertHolds, patternCommand, patternImage };
