@@ -32,7 +32,8 @@ export interface S3StoreOptions extends S3Settings {
 
 export class S3Store implements ObjectStore {
   readonly url: string;
-  private readonly client: S3Client;
+  /** One per endpoint, region and profile: two stores with the same client can copy server-side. */
+  readonly client: S3Client;
   private readonly policy: RetryPolicy;
   private readonly partSize: number;
 
@@ -186,7 +187,7 @@ export class S3Store implements ObjectStore {
   }
 
   /** Where a key's calls go; a key the store cannot hold is refused before any call. */
-  private target(key: string): Target {
+  target(key: string): Target {
     const problem = keyProblem(key);
     if (problem) throw new StoreError(`${this.url}: ${problem}`, 'permanent', typeof key === 'string' ? key : undefined);
     const fullKey = this.prefix + key;

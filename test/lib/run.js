@@ -55,8 +55,19 @@ async function ok(script, opts) {
   return r;
 }
 
+// Every folder tmpdir() made goes when the test file's process ends, passed or failed: the suite
+// moves gigabytes, and a machine whose /tmp fills up fails every later run with ENOSPC.
+// SLUICE_KEEP_TMP=1 keeps them for a look after a failure.
+const madeDirs = [];
+process.on('exit', () => {
+  if (process.env.SLUICE_KEEP_TMP) return;
+  for (const dir of madeDirs) fs.rmSync(dir, { recursive: true, force: true });
+});
+
 function tmpdir(prefix = 'sluice-test-') {
-  return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  madeDirs.push(dir);
+  return dir;
 }
 
 module.exports = { sh, ok, describe, tmpdir, ROOT, BIN };
