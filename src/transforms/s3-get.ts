@@ -6,7 +6,7 @@ import { OrderedOutput } from '../core/ordered';
 import { PAYLOAD, type Rec } from '../core/records';
 import { badRecord, integrityError, recordAt, transform } from '../core/stage';
 import { RecordStores } from '../core/record-stores';
-import { keyProblem, openStore, storeErrorAt, type ObjectStore } from '../core/store';
+import { keyProblem, openStore, StoreError, storeErrorAt, type ObjectStore } from '../core/store';
 import { s3Settings, storeFlags, STORE_OPTIONS_TEXT, type S3Settings } from '../core/store-s3-flags';
 
 const USAGE = `Usage: s3-get [options] [URL]
@@ -19,6 +19,9 @@ Every object is checked before it goes on: its length against the record's "size
 SHA-256 against the checksum the store kept and the record's "sha256", when they are known.
 The record gains "size", "etag" and "sha256" when it lacked them, and "store" names where the
 data was read.
+
+An archived object (GLACIER, DEEP_ARCHIVE) must be restored first: put s3-restore before
+s3-get.
 
 Options:
   -j, --jobs N             objects read at once, 1 to 64 (default 8); memory holds up to N
@@ -69,6 +72,12 @@ export const main = command({
   },
 });
 
+/** A store error, with what the reader of s3-get's message can do about it. */
+function withHint(err: unknown): unknown {
+  if (!(err instanceof StoreError) || err.kind !== 'archived') return err;
+  return Object.assign(new StoreError(`${err.message}: run s3-restore first (s3-list URL | s3-restore | s3-get)`, err.kind, err.key), { cause: err });
+}
+
 class Fetcher {
   private readonly stores: RecordStores;
 
@@ -94,7 +103,7 @@ class Fetcher {
     try {
       read = await store.get(key);
     } catch (err) {
-      throw storeErrorAt(ctx, rec, err);
+      throw storeErrorAt(ctx, rec, withHint(err));
     }
     const { data, info } = read;
     if (data.length > DEFAULT_MAX_PAYLOAD) throw this.tooLarge(rec, key, data.length);

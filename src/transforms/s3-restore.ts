@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { command, EXIT_STATUS_TEXT, intFlag, stringFlag, type Context } from '../core/command';
 import { UsageError } from '../core/errors';
-import { PAYLOAD, type Rec } from '../core/records';
+import { LINE, PAYLOAD, type Rec } from '../core/records';
 import { badRecord, transform } from '../core/stage';
 import { RecordStores } from '../core/record-stores';
 import { keyProblem, openStore, storeErrorAt, type RestoreOptions, type RestoreState } from '../core/store';
@@ -24,7 +24,9 @@ through. A local directory never archives: its records pass through.
 
 Restores are asked for as records arrive (up to ${MAX_HELD} records ahead of the one waited
 for), so they run at the same time; while waiting, only the first object not yet readable is
-polled, every --interval seconds. Without URL, each record's "store" says where the object is.
+polled, every --interval seconds. An object found archived again while it waits (its restored
+copy expired before its turn, as one restored early with a short --days can) is asked for
+again. Without URL, each record's "store" says where the object is.
 A record whose "storageClass" is neither GLACIER nor DEEP_ARCHIVE costs no call; one without
 a storageClass costs a HeadObject.
 
@@ -104,6 +106,13 @@ export const main = command({
           await sleep(intervalMs, undefined, { signal: ctx.signal });
           try {
             h.state = await store.restoreState(h.rec.key as string);
+            // Archived again: its restored copy expired before its turn came (a restore queued
+            // behind slower ones outlives --days), or S3 dropped the request. Waiting on would
+            // never end: ask again.
+            if (h.state === 'archived') {
+              ctx.log(`${ctx.input ?? 'stdin'}:${h.rec[LINE] ?? '?'}: ${JSON.stringify(h.rec.key)} is archived again (its restored copy expired?): asking for a restore again`);
+              h.state = await store.restore(h.rec.key as string, opts);
+            }
           } catch (err) {
             throw storeErrorAt(ctx, h.rec, err);
           }
@@ -148,13 +157,16 @@ function limiter(n: number): <T>(fn: () => Promise<T>) => Promise<T> {
   let running = 0;
   const waiting: (() => void)[] = [];
   return async (fn) => {
+    // A finished call hands its place to the first waiting one: were it freed instead, a call
+    // made before the waiting one resumes would take it too, and n + 1 would run.
     if (running >= n) await new Promise<void>((resolve) => waiting.push(resolve));
-    running++;
+    else running++;
     try {
       return await fn();
     } finally {
-      running--;
-      waiting.shift()?.();
+      const next = waiting.shift();
+      if (next) next();
+      else running--;
     }
   };
 }
