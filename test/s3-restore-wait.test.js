@@ -51,8 +51,10 @@ function restoreLive(bucket, manifest, flags, whenRunning) {
     const child = spawn(path.join(BIN, 's3-restore'), ['--endpoint-url', fake.url, ...flags], { env: { ...process.env, ...fake.env }, stdio: ['pipe', 'pipe', 'pipe'] });
     const arrived = [];
     let pending = '';
+    let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d) => {
+      stdout += d;
       const lines = (pending + d).split('\n');
       pending = lines.pop();
       for (const line of lines) {
@@ -62,7 +64,7 @@ function restoreLive(bucket, manifest, flags, whenRunning) {
     });
     child.stderr.on('data', (d) => (stderr += d));
     child.on('error', reject);
-    child.on('close', (code, signal) => resolve({ code, signal, stderr, arrived, script: `s3-restore ${flags.join(' ')}`, statuses: [code], stdout: Buffer.from(pending) }));
+    child.on('close', (code, signal) => resolve({ code, signal, stderr, arrived, script: `s3-restore ${flags.join(' ')}`, statuses: [code], stdout: Buffer.from(stdout) }));
     child.stdin.end(manifest);
     whenRunning?.(child);
   });
