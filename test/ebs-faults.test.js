@@ -11,25 +11,26 @@
 // reads. Each result is read back and compared byte for byte (cmp) with its pattern image.
 //
 // What is covered, and what is not. The full matrix (10 compositions x 4 patterns, each result
-// read back) moves about 80 GiB through the emulators, far beyond CI's budget on two cores; this
-// file moves about 20. Each composition runs at 1 GiB under the faults above, the patterns
-// rotated:
+// read back) moves about 80 GiB through the emulators, far beyond CI's budget on two cores; one
+// run of this file moves about 20. Each composition runs at 1 GiB under the faults above on the
+// patterns in the places A, B, C, D (below; by default every2nd, every4th, every3rd4th, every):
 //
-//   ebs-upload        every2nd (a root), every4th (its child), every3rd4th (the child of that)
-//   ebs-size          those three, and the pairs every2nd/every4th, every4th/every3rd4th and
-//                     every2nd/every3rd4th, all at once so that the list quota throttles them
-//   ebs-download      every2nd (the upload, at the source), every4th and every3rd4th (the ebs-sync
-//                     results, at the destination), every (ebs-fanout's and ebs-getfroms3's)
-//   ebs-deltadownload every2nd -> every4th -> every3rd4th, in place on the downloaded file
-//   ebs-copy          every2nd, source -> destination emulator
-//   ebs-sync          every2nd -> every4th and every4th -> every3rd4th, onto that copy
-//   ebs-multiclone    every2nd (the copy), into two files
-//   ebs-fanout        every, from the file to both emulators
-//   ebs-movetos3      every (ebs-fanout's snapshot at the source; default layout, a local store)
-//   ebs-getfroms3     every, into a file and into a new snapshot at the destination
+//   ebs-upload        A (a root), B (its child), C (the child of that)
+//   ebs-size          those three, and the pairs A/B, B/C and A/C, all at once so that the list
+//                     quota throttles them
+//   ebs-download      A (the upload, at the source), B and C (the ebs-sync results, at the
+//                     destination), D (ebs-fanout's and ebs-getfroms3's)
+//   ebs-deltadownload A -> B -> C, in place on the downloaded file
+//   ebs-copy          A, source -> destination emulator
+//   ebs-sync          A -> B and B -> C, onto that copy
+//   ebs-multiclone    A (the copy), into two files
+//   ebs-fanout        D, from the file to both emulators
+//   ebs-movetos3      D (ebs-fanout's snapshot at the source, into a local store)
+//   ebs-getfroms3     D, into a file and into a new snapshot at the destination
 //
-// Not covered here: ebs-upload of every; ebs-fanout, ebs-movetos3 and ebs-getfroms3 of the other
-// three patterns; ebs-multiclone and ebs-copy of all but every2nd; the fsp layout and devices.
+// SLUICE_FAULTS_ROTATION=1, 2, 3 rotates the patterns through the places (and 1 and 3 store in
+// the fsp layout): the four runs together are the whole matrix, in both layouts, which
+// bench/ebs-faults-matrix.sh runs; CI runs rotation 0. Devices are not covered here.
 // The FSP patterns write the first sector of every block, so each image is all data and any two
 // patterns differ in every block: the parent/child deltas here are whole volumes (2,048 changed
 // blocks). Partial deltas, holes, zero and lost blocks are covered, without faults, by
@@ -60,6 +61,15 @@ const NOISE = [
   ['--quota', 'list-changed=2'],
   ['--block-token-ttl', '5'],
 ].flat();
+// The patterns' places in the work below, rotated by SLUICE_FAULTS_ROTATION (0 to 3; 0 by
+// default): A is uploaded as a root, B as its child, C as the child of B; D goes through fanout,
+// movetos3 and getfroms3. The four rotations together run every composition on every pattern,
+// and the odd ones store in the fsp layout (bench/ebs-faults-matrix.sh runs all four).
+const ORDER = ['every2nd', 'every4th', 'every3rd4th', 'every'];
+const ROTATION = Number(process.env.SLUICE_FAULTS_ROTATION ?? 0);
+if (![0, 1, 2, 3].includes(ROTATION)) throw new Error(`SLUICE_FAULTS_ROTATION must be 0 to 3, got ${process.env.SLUICE_FAULTS_ROTATION}`);
+const [A, B, C, D] = ORDER.map((_, i) => ORDER[(i + ROTATION) % ORDER.length]);
+const LAYOUT = ROTATION % 2 ? 'fsp' : 'default';
 // A run that hangs is a failure, not a stuck suite: timeout(1) stops the whole pipeline.
 const LIMIT_S = 300;
 const { dir: work, file } = scratch('sluice-faults-');
@@ -192,8 +202,7 @@ async function assertSnapshotHolds(emu, id, pattern) {
   await assertHoldsPattern(out, pattern);
 }
 
-// The FSP chain at the source, by ebs-upload: every2nd, every4th as its child, every3rd4th as
-// the child of that. Each a promise of its id, started by the first test that needs it.
+// The FSP chain at the source, by ebs-upload: A, B as its child, C as the child of that. Each a promise of its id, started by the first test that needs it.
 let chain;
 function uploaded() {
   if (!chain) {
@@ -201,23 +210,23 @@ function uploaded() {
       const flags = parent ? `--parent ${await parent}` : '';
       return completedId(await withImage(pattern, (img) => underFaults(`ebs-upload ${flags} ${img}`, { puts: 1 })));
     };
-    const every2nd = put('every2nd');
-    const every4th = put('every4th', every2nd);
-    const every3rd4th = put('every3rd4th', every4th);
-    chain = { every2nd, every4th, every3rd4th };
+    const first = put(A);
+    const second = put(B, first);
+    const third = put(C, second);
+    chain = { [A]: first, [B]: second, [C]: third };
     for (const id of Object.values(chain)) id.catch(() => {}); // a failure is reported by the tests that await it
   }
   return chain;
 }
 
-// The download of every2nd at the source, the first read there, is its only reader while it runs,
+// The download of A at the source, the first read there, is its only reader while it runs,
 // so that the tokens expired in the middle of it are its own: the other reads of the source wait
 // for it, done or failed. Resolves with the downloaded file.
 let firstRead;
 function downloaded() {
   firstRead ??= (async () => {
     const out = file('chain.img');
-    await underFaults(`ebs-download ${await uploaded().every2nd} ${out}`, { reads: src, expire: true });
+    await underFaults(`ebs-download ${await uploaded()[A]} ${out}`, { reads: src, expire: true });
     return out;
   })();
   return firstRead;
@@ -225,19 +234,19 @@ function downloaded() {
 const sourceQuiet = () => downloaded().catch(() => {});
 
 test.describe('under faults, at the same time', { concurrency: true }, () => {
-  test('ebs-upload, ebs-download and ebs-deltadownload: the FSP chain every2nd -> every4th -> every3rd4th, byte for byte', async () => {
+  test(`ebs-upload, ebs-download and ebs-deltadownload: the FSP chain ${A} -> ${B} -> ${C}, byte for byte`, async () => {
     const s = uploaded();
     const out = await downloaded();
-    await ok(`cmp ${out} <(${patternCommand('every2nd', GIB)})`);
-    await underFaults(`ebs-deltadownload ${await s.every2nd} ${await s.every4th} ${out}`, { reads: src });
-    await ok(`cmp ${out} <(${patternCommand('every4th', GIB)})`);
-    await underFaults(`ebs-deltadownload ${await s.every4th} ${await s.every3rd4th} ${out}`, { reads: src });
-    await assertHoldsPattern(out, 'every3rd4th');
+    await ok(`cmp ${out} <(${patternCommand(A, GIB)})`);
+    await underFaults(`ebs-deltadownload ${await s[A]} ${await s[B]} ${out}`, { reads: src });
+    await ok(`cmp ${out} <(${patternCommand(B, GIB)})`);
+    await underFaults(`ebs-deltadownload ${await s[B]} ${await s[C]} ${out}`, { reads: src });
+    await assertHoldsPattern(out, C);
   });
 
   test('ebs-size of each snapshot of the chain and of each parent/child pair, all at once under throttled lists', async () => {
     const s = uploaded();
-    const [a, b, c] = await Promise.all([s.every2nd, s.every4th, s.every3rd4th]);
+    const [a, b, c] = await Promise.all([s[A], s[B], s[C]]);
     const runs = await Promise.all([...[a, b, c].map((id) => `ebs-size ${id}`), ...[[a, b], [b, c], [a, c]].map(([p, q]) => `ebs-size --parent ${p} ${q}`)].map((cmd) => ok(cmd, { env })));
     for (const r of runs) {
       // Every block of a 1 GiB pattern image is data, and differs from every other pattern's.
@@ -247,15 +256,15 @@ test.describe('under faults, at the same time', { concurrency: true }, () => {
     assert.ok(runs.some((r) => /retried .*\bthrottled \d+/.test(r.stderr)), `the lists were throttled and retried${runs.map(describe).join('')}`);
   });
 
-  test('ebs-copy of every2nd to the destination, ebs-multiclone of the copy, ebs-sync of every4th and every3rd4th onto it: each reads back as its pattern', async () => {
+  test(`ebs-copy of ${A} to the destination, ebs-multiclone of the copy, ebs-sync of ${B} and ${C} onto it: each reads back as its pattern`, async () => {
     const s = uploaded();
     await sourceQuiet();
-    const copy = completedId(await underFaults(`ebs-copy --dest-endpoint-url ${dst.url} ${await s.every2nd}`, { reads: src, puts: 1 }));
+    const copy = completedId(await underFaults(`ebs-copy --dest-endpoint-url ${dst.url} ${await s[A]}`, { reads: src, puts: 1 }));
     const clones = [file('clone-1.img'), file('clone-2.img')];
     await underFaults(`ebs-multiclone --endpoint-url ${dst.url} ${copy} ${clones.join(' ')}`, { reads: dst });
-    for (const out of clones) await assertHoldsPattern(out, 'every2nd');
+    for (const out of clones) await assertHoldsPattern(out, A);
     let parent = copy;
-    for (const [from, to] of [['every2nd', 'every4th'], ['every4th', 'every3rd4th']]) {
+    for (const [from, to] of [[A, B], [B, C]]) {
       const synced = await underFaults(`ebs-sync --dest-endpoint-url ${dst.url} ${await s[from]} ${await s[to]} ${parent}`, { reads: src, puts: 1 });
       parent = completedId(synced);
       assert.strictEqual(records(synced).filter((x) => x.type === 'snapshot').pop().blocksPut, BLOCKS, `the whole delta was put${describe(synced)}`);
@@ -263,20 +272,21 @@ test.describe('under faults, at the same time', { concurrency: true }, () => {
     }
   });
 
-  test('ebs-fanout of the every image to both emulators, ebs-movetos3 of one, ebs-getfroms3 into a file and a snapshot: each reads back as the image', async () => {
-    const r = await withImage('every', (img) => underFaults(`ebs-fanout ${img} --to ${src.url} --to ${dst.url}`, { puts: 2 }));
+  test(`ebs-fanout of the ${D} image to both emulators, ebs-movetos3 of one (${LAYOUT} layout), ebs-getfroms3 into a file and a snapshot: each reads back as the image`, async () => {
+    const r = await withImage(D, (img) => underFaults(`ebs-fanout ${img} --to ${src.url} --to ${dst.url}`, { puts: 2 }));
     const done = records(r);
     assert.deepStrictEqual(done.map((x) => x.status), ['completed', 'completed'], describe(r));
-    await assertSnapshotHolds(dst, done[1].snapshotId, 'every');
+    await assertSnapshotHolds(dst, done[1].snapshotId, D);
     const store = file('store');
     await sourceQuiet();
-    const moved = await underFaults(`ebs-movetos3 ${done[0].snapshotId} ${store}`, { reads: src });
-    assert.ok(records(moved).some((x) => x.key === 'volume.json'), describe(moved));
+    const moved = await underFaults(`ebs-movetos3 --layout ${LAYOUT} ${done[0].snapshotId} ${store}`, { reads: src });
+    const marker = LAYOUT === 'fsp' ? `${done[0].snapshotId}.1/` : 'volume.json';
+    assert.ok(records(moved).some((x) => x.type === 'object' && x.key.startsWith(marker)), `objects under ${marker}${describe(moved)}`);
     const out = file('from-s3.img');
-    await ok(`ebs-getfroms3 ${store} ${out}`);
-    await assertHoldsPattern(out, 'every');
-    const back = completedId(await underFaults(`ebs-getfroms3 --endpoint-url ${dst.url} ${store} --to-snapshot`, { puts: 1 }));
-    await assertSnapshotHolds(dst, back, 'every');
+    await ok(`ebs-getfroms3 --layout ${LAYOUT} ${store} ${out}`);
+    await assertHoldsPattern(out, D);
+    const back = completedId(await underFaults(`ebs-getfroms3 --layout ${LAYOUT} --endpoint-url ${dst.url} ${store} --to-snapshot`, { puts: 1 }));
+    await assertSnapshotHolds(dst, back, D);
   });
 });
 
