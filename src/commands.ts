@@ -24,6 +24,7 @@ export const COMMANDS: CommandEntry[] = [
   { name: 'file-write', kind: 'sinks', summary: 'write blocks to files or devices at their offsets' },
   { name: 'ebs-put', kind: 'sinks', summary: 'write block frames into a new EBS snapshot and complete it; print a journal' },
   { name: 's3-put', kind: 'sinks', summary: 'write object frames to a store URL; print what was written' },
+  { name: 's3-copy', kind: 'sinks', summary: 'copy listed objects to another store, server-side within S3; print what was copied' },
   { name: 's3-delete', kind: 'sinks', summary: 'delete the objects a whole listing or journal names, after its trailer; print what was deleted' },
   { name: 'stream-join', kind: 'sinks', summary: 'stream-chunk\'s objects back into the exact byte stream, verified' },
   { name: 'count', kind: 'sinks', summary: 'count records, blocks, bytes and non-zero bytes' },

@@ -38,6 +38,7 @@ const READERS = {
   's3-get': `s3-get ${store}`,
   'file-write': 'file-write OUT',
   's3-put': 's3-put OUT',
+  's3-copy': 's3-copy --to OUT',
   'stream-join': 'stream-join OUT',
   's3-delete': 's3-delete OUT',
   's3-restore': 's3-restore',
@@ -51,6 +52,7 @@ const UPSTREAM = {
   's3-get': () => `s3-list ${store}`,
   'stream-join': () => `stream-chunk --size 1M ${img}`,
   's3-delete': () => `s3-list ${store}`,
+  's3-copy': () => `s3-list ${store}`,
   's3-restore': () => `s3-list ${store}`,
   delta: () => `ebs-blocks ${snapshots.child}`,
   'ebs-get': () => `ebs-blocks ${snapshots.child}`,
@@ -126,8 +128,8 @@ for (const name of Object.keys(READERS)) {
     assert.ok(!fs.readFileSync(output).includes('{"type":"end"'), `no trailer passed on${describe(r)}`);
     if (name === 'count') assert.strictEqual(fs.statSync(output).size, 0, 'no count printed');
     if (name === 'ebs-put') assert.doesNotMatch(fs.readFileSync(output, 'utf8'), /"status":"completed"/, 'no snapshot completed');
-    // s3-put may have stored whole chunks; the commit object is what must not be there.
-    const committed = name === 's3-put' ? path.join(out, 'volume.json') : out;
+    // s3-put and s3-copy may have stored whole chunks; the commit object is what must not be there.
+    const committed = name === 's3-put' || name === 's3-copy' ? path.join(out, 'volume.json') : out;
     assert.ok(!fs.existsSync(committed), `nothing committed at ${committed}`);
     const leftovers = fs.readdirSync(work).filter((f) => f !== path.basename(out) && f.includes(path.basename(out)));
     assert.deepStrictEqual(leftovers, [], 'no temporary file left');

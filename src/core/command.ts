@@ -168,3 +168,30 @@ export function stringFlag(args: Args, name: string): string | undefined {
   const raw = args[name];
   return raw === undefined || raw === '' ? undefined : String(raw);
 }
+
+/** A size flag: bytes, or K, M, G (binary multiples, `8M`, `64MiB`), within bounds. */
+export function sizeFlag(args: Args, name: string, fallback: number, min: number, max: number): number {
+  const raw = stringFlag(args, name);
+  if (raw === undefined) return fallback;
+  const m = /^([0-9]+)([KMG]?)(?:i?B)?$/i.exec(raw);
+  if (!m) throw new UsageError(`--${name} must be a number of bytes, optionally with K, M or G, got ${JSON.stringify(raw)}`);
+  const value = Number(m[1]) * 1024 ** ' KMG'.indexOf((m[2] || ' ').toUpperCase());
+  if (!(value >= min && value <= max)) throw new UsageError(`--${name} must be between ${sizeText(min)} and ${sizeText(max)}, got ${raw}`);
+  return value;
+}
+
+function sizeText(bytes: number): string {
+  for (const [unit, scale] of [['G', 1 << 30], ['M', 1 << 20], ['K', 1 << 10]] as const) {
+    if (bytes >= scale && bytes % scale === 0) return `${bytes / scale}${unit}`;
+  }
+  return bytes === 1 ? '1 byte' : `${bytes} bytes`;
+}
+
+/** A duration flag: seconds, or with s, m, h or d (`90s`, `30m`, `24h`, `7d`); in milliseconds. */
+export function durationFlag(args: Args, name: string, fallbackMs: number): number {
+  const raw = stringFlag(args, name);
+  if (raw === undefined) return fallbackMs;
+  const m = /^([0-9]+)([smhd]?)$/.exec(raw);
+  if (!m) throw new UsageError(`--${name} must be a duration: a number of seconds, or with s, m, h or d (24h, 7d), got ${JSON.stringify(raw)}`);
+  return Number(m[1]) * { '': 1, s: 1, m: 60, h: 3600, d: 86400 }[m[2] as '' | 's' | 'm' | 'h' | 'd'] * 1000;
+}

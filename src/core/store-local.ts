@@ -19,8 +19,10 @@ import { describe, etagOf, mismatch, readMeta, sidecarOf, type Meta } from './st
 import { DurableWriter } from './store-local-write';
 import {
   NotFoundError,
+  NULL_VERSION,
   StoreError,
   keyProblem,
+  pageSizeOf,
   type GetOptions,
   type GetResult,
   type ListOptions,
@@ -29,9 +31,11 @@ import {
   type PutOptions,
   type PutResult,
   type RestoreState,
+  type UnfinishedWrite,
+  type VersionInfo,
 } from './store';
+import { removeTempFile, staleTempFiles } from './store-local-stale';
 
-const DEFAULT_PAGE = 1000;
 // Stats and sidecar reads in flight while describing a page.
 const DESCRIBE_JOBS = 16;
 
@@ -72,6 +76,9 @@ export class LocalStore implements ObjectStore {
 
   async get(key: string, opts: GetOptions = {}): Promise<GetResult> {
     const file = this.pathOf(key);
+    if (opts.versionId !== undefined && opts.versionId !== NULL_VERSION) {
+      throw new NotFoundError(`${this.root}: no version ${JSON.stringify(opts.versionId)} of object ${JSON.stringify(key)}: a directory keeps one version of each object, "${NULL_VERSION}"`, key);
+    }
     // A mismatch is read once more: a put may have replaced the object between the reads of
     // the sidecar and of the data.
     for (let attempt = 0; ; attempt++) {
@@ -176,9 +183,18 @@ export class LocalStore implements ObjectStore {
     return this.restoreState(key);
   }
 
+  unfinishedWrites(prefix: string, before: Date): AsyncGenerator<UnfinishedWrite[]> {
+    return staleTempFiles(this.root, prefix, before);
+  }
+
+  discardWrite(write: UnfinishedWrite): Promise<void> {
+    return removeTempFile(this.root, write, (key) => this.pathOf(key)).catch((err) => {
+      throw this.errors.fs(err, write.key, 'removing a temporary file of');
+    });
+  }
+
   async *list(prefix: string, opts: ListOptions = {}): AsyncGenerator<ObjectInfo[]> {
-    const pageSize = opts.pageSize ?? DEFAULT_PAGE;
-    if (!Number.isSafeInteger(pageSize) || pageSize < 1 || pageSize > 1000) throw new RangeError(`page size must be 1 to 1000, got ${pageSize}`);
+    const pageSize = pageSizeOf(opts);
     const stat = await fsp.stat(this.root).catch((err) => {
       if (errorCode(err) === 'ENOENT') throw new NotFoundError(`${this.root}: no such store: the directory does not exist`);
       throw this.errors.fs(err, undefined, 'listing');
@@ -195,6 +211,10 @@ export class LocalStore implements ObjectStore {
     if (page.length) yield await this.describePage(page);
   }
 
+  /** A directory keeps no history: each object is its only version, as in a bucket without versioning. */
+  async *listVersions(prefix: string, opts: ListOptions = {}): AsyncGenerator<VersionInfo[]> {
+    for await (const page of this.list(prefix, opts)) yield page.map((info) => ({ ...info, versionId: NULL_VERSION, latest: true }));
+  }
 
   private async describePage(page: Found[]): Promise<ObjectInfo[]> {
     const infos = new Array<ObjectInfo | undefined>(page.length);

@@ -25,10 +25,15 @@ export function describeObject(key: string, head: ObjectHeaders, size: number): 
   return info;
 }
 
+/** A key of a listing asked for with EncodingType url. */
+export function decodeListedKey(encoded: string): string {
+  // S3 writes a space as "+" in this encoding (and "+" as %2B); other servers write %20.
+  return decodeURIComponent(encoded.replace(/\+/g, ' '));
+}
+
 /** A ListObjectsV2 entry (listed with EncodingType url), its key made relative to `prefix`. */
 export function listedObject(o: _Object, prefix: string): ObjectInfo {
-  // S3 writes a space as "+" in this encoding (and "+" as %2B); other servers write %20.
-  const full = decodeURIComponent((o.Key ?? '').replace(/\+/g, ' '));
+  const full = decodeListedKey(o.Key ?? '');
   const info: ObjectInfo = { key: full.slice(prefix.length), size: o.Size ?? 0, mtime: o.LastModified ?? new Date(0) };
   if (o.ETag !== undefined) info.etag = o.ETag;
   if (o.StorageClass !== undefined) info.storageClass = o.StorageClass;

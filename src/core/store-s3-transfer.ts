@@ -1,23 +1,11 @@
 // Moving bytes of one S3 object: a GET of a byte range copied straight into its place in the
-// object's buffer, and a multipart upload whose parts go up several at once, each retried on
-// its own, with the upload aborted if it cannot complete (no orphan parts left to bill).
-import {
-  AbortMultipartUploadCommand,
-  CompleteMultipartUploadCommand,
-  CreateMultipartUploadCommand,
-  GetObjectCommand,
-  UploadPartCommand,
-  type CompletedPart,
-  type GetObjectCommandOutput,
-  type S3Client,
-  type StorageClass,
-} from '@aws-sdk/client-s3';
-import { eachLimited } from './each-limited';
+// object's buffer, and the part sizes of multipart uploads (store-s3-multipart.ts).
+import { GetObjectCommand, type GetObjectCommandOutput, type S3Client } from '@aws-sdk/client-s3';
 import { ShortReply, withRetries, type RetryPolicy, type Where } from './store-s3-errors';
 
-/** S3's bounds on multipart uploads. */
-export const MIN_PART_SIZE = 5 << 20;
-export const MAX_PARTS = 10_000;
+import { MAX_PARTS, MIN_PART_SIZE } from './store-s3-limits';
+
+export { MAX_PARTS, MIN_PART_SIZE };
 // Parts or ranges of one object in flight: with s3-put's 8 objects at once, 32 requests.
 export const PART_JOBS = 4;
 
@@ -73,43 +61,4 @@ export async function readRange(t: Target, start: number, length: number | undef
 function totalOf(res: GetObjectCommandOutput): number {
   const m = /\/(\d+)$/.exec(res.ContentRange ?? '');
   return m ? Number(m[1]) : (res.ContentLength ?? 0);
-}
-
-export interface UploadOptions {
-  storageClass?: string;
-  metadata: Record<string, string>;
-  partSize: number;
-}
-
-/** Uploads `data` in parts; resolves to the object's ETag and version. */
-export async function uploadParts(t: Target, data: Uint8Array, opts: UploadOptions): Promise<{ etag: string; versionId?: string }> {
-  const partSize = partSizeFor(data.length, opts.partSize);
-  const created = await withRetries(t.policy, t.where('CreateMultipartUpload'), () =>
-    t.client.send(
-      new CreateMultipartUploadCommand({ Bucket: t.bucket, Key: t.fullKey, StorageClass: opts.storageClass as StorageClass | undefined, Metadata: opts.metadata, ChecksumAlgorithm: 'CRC32' }),
-      { abortSignal: t.policy.signal },
-    ),
-  );
-  const uploadId = created.UploadId!;
-  try {
-    const count = Math.ceil(data.length / partSize);
-    const parts: CompletedPart[] = new Array(count);
-    const numbers = Array.from({ length: count }, (_, i) => i + 1);
-    await eachLimited(numbers, PART_JOBS, async (n) => {
-      const body = data.subarray((n - 1) * partSize, Math.min(n * partSize, data.length));
-      // The SDK sends the part's CRC32, which S3 checks on arrival.
-      const res = await withRetries(t.policy, t.where(`UploadPart ${n}`), () =>
-        t.client.send(new UploadPartCommand({ Bucket: t.bucket, Key: t.fullKey, UploadId: uploadId, PartNumber: n, Body: body, ChecksumAlgorithm: 'CRC32' }), { abortSignal: t.policy.signal }),
-      );
-      parts[n - 1] = { PartNumber: n, ETag: res.ETag, ChecksumCRC32: res.ChecksumCRC32 };
-    });
-    const done = await withRetries(t.policy, t.where('CompleteMultipartUpload'), () =>
-      t.client.send(new CompleteMultipartUploadCommand({ Bucket: t.bucket, Key: t.fullKey, UploadId: uploadId, MultipartUpload: { Parts: parts } }), { abortSignal: t.policy.signal }),
-    );
-    return { etag: done.ETag!, versionId: done.VersionId };
-  } catch (err) {
-    // Best effort, and not under the command's signal: an interrupted upload is cleaned up too.
-    await t.client.send(new AbortMultipartUploadCommand({ Bucket: t.bucket, Key: t.fullKey, UploadId: uploadId })).catch(() => {});
-    throw err;
-  }
 }

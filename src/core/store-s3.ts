@@ -16,11 +16,12 @@ import { s3Client } from './store-s3-client';
 import type { S3Settings } from './store-s3-flags';
 import { DEFAULT_MAX_TRIES, S3ReplyError, withRetries, type RetryPolicy } from './store-s3-errors';
 import { describeObject, listedObject, metadataProblem, SHA256_META } from './store-s3-records';
-import { MIN_PART_SIZE, PART_JOBS, readRange, uploadParts, type Target } from './store-s3-transfer';
-import { MAX_KEY_BYTES, StoreError, keyProblem, type GetOptions, type GetResult, type ListOptions, type ObjectInfo, type ObjectStore, type PutOptions, type PutResult, type RestoreOptions, type RestoreState } from './store';
+import { DEFAULT_PART_SIZE, MIN_PART_SIZE } from './store-s3-limits';
+import { abortNamedUpload, listUploads, uploadParts } from './store-s3-multipart';
+import { PART_JOBS, readRange, type Target } from './store-s3-transfer';
+import { listVersions, versionTarget } from './store-s3-versions';
+import { MAX_KEY_BYTES, StoreError, keyProblem, pageSizeOf, type GetOptions, type GetResult, type ListOptions, type ObjectInfo, type ObjectStore, type PutOptions, type PutResult, type RestoreOptions, type RestoreState, type UnfinishedWrite } from './store';
 
-/** As aws-cli: objects above 8 MiB go up in 8 MiB parts and are read in 8 MiB ranges. */
-export const DEFAULT_PART_SIZE = 8 << 20;
 const DELETE_BATCH = 1000;
 
 export interface S3StoreOptions extends S3Settings {
@@ -53,8 +54,7 @@ export class S3Store implements ObjectStore {
   }
 
   async *list(prefix: string, opts: ListOptions = {}): AsyncGenerator<ObjectInfo[]> {
-    const pageSize = opts.pageSize ?? 1000;
-    if (!Number.isSafeInteger(pageSize) || pageSize < 1 || pageSize > 1000) throw new RangeError(`page size must be 1 to 1000, got ${pageSize}`);
+    const pageSize = pageSizeOf(opts);
     let token: string | undefined;
     do {
       const res = await withRetries(this.policy, { url: this.url, op: 'ListObjectsV2' }, () =>
@@ -78,6 +78,10 @@ export class S3Store implements ObjectStore {
     } while (token);
   }
 
+  listVersions(prefix: string, opts: ListOptions = {}) {
+    return listVersions({ client: this.client, bucket: this.bucket, prefix: this.prefix, url: this.url, policy: this.policy }, prefix, opts);
+  }
+
   async head(key: string): Promise<ObjectInfo> {
     const t = this.target(key);
     const res = await withRetries(this.policy, t.where('HeadObject'), () => this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: t.fullKey }), { abortSignal: this.policy.signal }));
@@ -85,7 +89,7 @@ export class S3Store implements ObjectStore {
   }
 
   async get(key: string, opts: GetOptions = {}): Promise<GetResult> {
-    const t = this.target(key);
+    const t = opts.versionId === undefined ? this.target(key) : versionTarget(this.target(key), opts.versionId);
     if (opts.range) return this.getRange(t, key, opts.range);
     // A put that replaced the object between its first range and the others fails their
     // If-Match: the new object is read from the start, once.
@@ -131,7 +135,7 @@ export class S3Store implements ObjectStore {
     }
     const metadata = { ...opts.metadata, [SHA256_META]: sha256 };
     if (data.length > this.partSize) {
-      const done = await uploadParts(t, data, { storageClass: opts.storageClass, metadata, partSize: this.partSize });
+      const done = await uploadParts(t, data, { storageClass: opts.storageClass, metadata, partSize: this.partSize, sha256, journal: opts.uploads });
       return { etag: done.etag, sha256, versionId: versionOf(done.versionId) };
     }
     const res = await withRetries(this.policy, t.where('PutObject'), () =>
@@ -184,6 +188,18 @@ export class S3Store implements ObjectStore {
     // S3 answers 200 when a restored copy was there already, 202 when it starts one: the HEAD
     // tells which, as it also does on servers that restore at once.
     return this.restoreState(key);
+  }
+
+  async *unfinishedWrites(prefix: string, before: Date): AsyncGenerator<UnfinishedWrite[]> {
+    const where = (op: string) => ({ url: this.url, op });
+    for await (const page of listUploads({ client: this.client, bucket: this.bucket, policy: this.policy, where }, this.prefix + prefix, this.prefix)) {
+      const stale = page.filter((w) => w.started < before);
+      if (stale.length) yield stale;
+    }
+  }
+
+  discardWrite(write: UnfinishedWrite): Promise<void> {
+    return abortNamedUpload(this.target(write.key), write.id);
   }
 
   /** Where a key's calls go; a key the store cannot hold is refused before any call. */

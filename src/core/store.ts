@@ -7,6 +7,7 @@ import { SluiceError, UsageError } from './errors';
 import { LINE, type Rec } from './records';
 import { LocalStore } from './store-local';
 import type { S3StoreOptions } from './store-s3';
+import type { UploadJournal } from './upload-journal';
 
 /** One stored object, as a listing or a HEAD sees it. */
 export interface ObjectInfo {
@@ -38,9 +39,47 @@ export interface ListOptions {
   pageSize?: number;
 }
 
+/** The page size a listing asked for; a RangeError if no store can list in such pages. */
+export function pageSizeOf(opts: ListOptions): number {
+  const pageSize = opts.pageSize ?? 1000;
+  if (!Number.isSafeInteger(pageSize) || pageSize < 1 || pageSize > 1000) throw new RangeError(`page size must be 1 to 1000, got ${pageSize}`);
+  return pageSize;
+}
+
 export interface GetOptions {
   /** Bytes [start, end) of the object; end defaults to the object's end. */
   range?: { start: number; end?: number };
+  /**
+   * Read this version (as listVersions() names it) instead of the current object; a version
+   * the store does not hold is a NotFoundError.
+   */
+  versionId?: string;
+}
+
+/**
+ * One entry of a listing of versions: a version of an object, or a delete marker (which makes
+ * its key read as absent while it is the latest, and has no data, size or ETag).
+ */
+export type VersionInfo = StoredVersion | DeleteMarker;
+
+/** S3's id of the one version of a key written while its bucket had no versioning. */
+export const NULL_VERSION = 'null';
+
+export interface VersionOf {
+  /** S3's id; NULL_VERSION for the one version of a key written while versioning was off. */
+  versionId: string;
+  /** Whether this is what the key reads as now. */
+  latest: boolean;
+}
+
+export interface StoredVersion extends Omit<ObjectInfo, 'versionId'>, VersionOf {
+  deleteMarker?: false;
+}
+
+export interface DeleteMarker extends VersionOf {
+  key: string;
+  mtime: Date;
+  deleteMarker: true;
 }
 
 export interface GetResult {
@@ -59,6 +98,21 @@ export interface PutOptions {
    * the object is stored and readable, but a power cut may lose it.
    */
   batch?: boolean;
+  /**
+   * Where multipart uploads are journaled (S3): an upload interrupted by a failure or a signal
+   * is kept, not aborted, and the next put of the same object continues it. A store that
+   * writes an object in one piece ignores it.
+   */
+  uploads?: UploadJournal;
+}
+
+/** A write begun and never finished: a multipart upload, or a temporary file. */
+export interface UnfinishedWrite {
+  /** The key being written (a directory: the folder's key prefix, ending in "/" or empty). */
+  key: string;
+  /** The upload id, or the temporary file's name. */
+  id: string;
+  started: Date;
 }
 
 export interface RestoreOptions {
@@ -98,6 +152,16 @@ export interface ObjectStore {
    * A store that does not exist at all is a NotFoundError; an empty prefix lists nothing.
    */
   list(prefix: string, opts?: ListOptions): AsyncIterable<ObjectInfo[]>;
+
+  /**
+   * Every version and delete marker of the keys list() would list (same prefix, startAfter,
+   * pages and streaming), in key order and, within a key, newest first. Required of every
+   * store, so that one pipeline works on any of them: a store that keeps no versions (a local
+   * directory) lists each object as its one version, versionId "null" and latest, which is
+   * what S3 lists for a bucket that never had versioning, and get() with versionId "null"
+   * reads it there as on S3.
+   */
+  listVersions(prefix: string, opts?: ListOptions): AsyncIterable<VersionInfo[]>;
 
   /** The object's description, with metadata; NotFoundError if there is none. */
   head(key: string): Promise<ObjectInfo>;
@@ -139,6 +203,16 @@ export interface ObjectStore {
    * NotFoundError if there is no such object.
    */
   restore(key: string, opts: RestoreOptions): Promise<RestoreState>;
+
+  /**
+   * Writes begun under `prefix` and never finished, started before `before`, in key order: S3's
+   * multipart uploads not completed or aborted (their parts are stored, and billed, until
+   * then); a directory's temporary files that a crash left behind.
+   */
+  unfinishedWrites(prefix: string, before: Date): AsyncIterable<UnfinishedWrite[]>;
+
+  /** Ends an unfinished write and frees its space; one that is gone already is not an error. */
+  discardWrite(write: UnfinishedWrite): Promise<void>;
 }
 
 /**

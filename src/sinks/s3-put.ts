@@ -1,12 +1,15 @@
-import { command, EXIT_STATUS_TEXT, intFlag, stringFlag, type Context } from '../core/command';
+import { command, durationFlag, EXIT_STATUS_TEXT, intFlag, sizeFlag, stringFlag, type Args, type Context } from '../core/command';
 import { sha256b64 } from '../core/digest';
 import type { Encoder } from '../core/encode';
-import { IntegrityError, SluiceError } from '../core/errors';
-import { OrderedOutput } from '../core/ordered';
+import { IntegrityError, UsageError } from '../core/errors';
+import { flushThenTake, writeCommitLast, type ObjectWriter } from '../core/commit-last';
 import { LINE, PAYLOAD, type Rec } from '../core/records';
 import { badRecord, transform } from '../core/stage';
 import { keyProblem, openStore, storeErrorAt, type ObjectStore } from '../core/store';
 import { s3Settings, storeFlags, STORE_OPTIONS_TEXT } from '../core/store-s3-flags';
+import { DEFAULT_PART_SIZE, MAX_PART_SIZE, MIN_PART_SIZE } from '../core/store-s3-limits';
+import { UploadJournal } from '../core/upload-journal';
+import { abortStale, DEFAULT_STALE_AGE } from './s3-put-stale';
 
 // Data held for objects being written: two 32 MiB chunks at once keep a local disk busy, and
 // memory stays bounded whatever the number of jobs.
@@ -15,6 +18,7 @@ const MAX_BYTES_IN_FLIGHT = 64 << 20;
 const MAX_COMMIT_BYTES = 16 << 20;
 
 const USAGE = `Usage: s3-put [options] URL
+       s3-put --abort-stale [--older-than AGE] [S3 flags] URL
 
 Writes every "object" frame's data to URL/KEY, in parallel, and prints a journal: one record
 per object written, after it was written (in input order), being the input record without
@@ -42,10 +46,27 @@ a local directory; folders are flushed once per batch of objects, not once per o
 a write fails, every other object that was written is still journaled, and the status is
 that of the failure.
 
+On S3, an object larger than --part-size goes up as a multipart upload, in parts of that size
+(grown for objects beyond 10,000 parts). With --uploads FILE, every upload and every part the
+server accepted is recorded in FILE; an upload cut short (a failure, a signal, a crash) is kept
+instead of aborted, and a rerun with the same FILE continues it: it asks the server which parts
+it holds, keeps those whose size and ETag match the journal and whose bytes have the SHA-256
+recorded for them, and sends only the others. An upload recorded for other content (the object
+changed since) is aborted and started again. "s3-put --abort-stale URL" aborts the uploads under
+URL that no rerun will continue (and, in a directory, removes temporary files that a killed run
+left), printing an "upload" record for each.
+
 Options:
   -j, --jobs N             objects written at once, 1 to 64 (default 8); at most
                            ${MAX_BYTES_IN_FLIGHT >> 20} MiB of data is held for writing, plus one object
   --storage-class CLASS    store the objects in this class (S3: STANDARD_IA, GLACIER, ...)
+  --metadata NAME=VALUE    user metadata for every object (repeatable); S3 keeps lower-case
+                           names and printable ASCII values
+  --part-size SIZE         multipart part size on S3, 5M to 5G (default ${DEFAULT_PART_SIZE >> 20}M)
+  --uploads FILE           journal of multipart uploads (appended): continue those it records
+  --abort-stale            read no input: abort the unfinished uploads under URL begun more
+                           than --older-than ago (default ${DEFAULT_STALE_AGE / 3600000}h; 0 for all of them)
+  --older-than AGE         seconds, or with s, m, h or d (30m, 24h, 7d)
 ${STORE_OPTIONS_TEXT}
   -h, --help               show this text
 
@@ -53,6 +74,8 @@ Examples:
   file-blocks disk.img | zstd-chunk | s3-put /backups/disk > disk.journal
   s3-list /backups/a | s3-get | s3-put /backups/b > copy.journal
   s3-list /backups/a | skip --done copy.journal | s3-get | s3-put /backups/b >> copy.journal
+  s3-list /data | s3-get | s3-put --uploads up.log --metadata team=db s3://bkt/data > put.journal
+  s3-put --abort-stale --older-than 7d s3://bkt/data
 
 On an input that ends without its trailer, the objects already written stay (and are
 journaled), no commit object is written, and the status is 3. On SIGINT or SIGTERM no commit
@@ -64,75 +87,87 @@ ${EXIT_STATUS_TEXT}
 export const main = command({
   name: 's3-put',
   usage: USAGE,
-  flags: storeFlags({ string: ['jobs', 'storage-class'], alias: { j: 'jobs' } }),
+  flags: storeFlags({
+    string: ['jobs', 'storage-class', 'metadata', 'part-size', 'uploads', 'older-than'],
+    boolean: ['abort-stale'],
+    repeatable: ['metadata'],
+    alias: { j: 'jobs' },
+  }),
   positionals: { min: 1, max: 1 },
   async run(args, ctx) {
     const jobs = intFlag(args, 'jobs', 8, 1, 64);
-    const writer = new Writer(ctx, openStore(args._[0], s3Settings(args, ctx.signal)), stringFlag(args, 'storage-class'));
-    await transform(ctx, {}, async function* (batches, out) {
-      const output = new OrderedOutput(jobs, MAX_BYTES_IN_FLIGHT);
-      const commits: Rec[] = [];
-      let commitBytes = 0;
-      try {
-        for await (const batch of batches) {
-          for (const rec of batch) {
-            if (rec.type !== 'object') {
-              if (rec.type === 'block' && rec[PAYLOAD]) {
-                throw badRecord(ctx, rec, 'a block with data: s3-put stores objects; make objects of blocks first (zstd-chunk)');
-              }
-              delete rec[PAYLOAD];
-              output.records(rec);
-              continue;
-            }
-            writer.check(rec);
-            const size = rec[PAYLOAD]?.length ?? 0;
-            if (rec.commit === true) {
-              writer.checkSha(rec);
-              commitBytes += size;
-              if (commitBytes > MAX_COMMIT_BYTES) {
-                throw badRecord(ctx, rec, `commit objects add up to more than ${MAX_COMMIT_BYTES >> 20} MiB: they are held in memory until everything else is written`);
-              }
-              commits.push(rec);
-              continue;
-            }
-            while (output.full) {
-              await output.flush(out);
-              yield await writer.durable(out);
-            }
-            output.job(writer.write(rec).then((written) => [written]), size);
-          }
-          await output.flush(out);
-          yield await writer.durable(out);
-        }
-        await output.flush(out, true);
-      } catch (err) {
-        // Every object that was written is journaled, those after a failed one too, so that a
-        // rerun can skip them; if they cannot be made durable, none of them is.
-        await output.settle(out);
-        const journal = await writer.durable(out).catch(() => undefined);
-        if (journal) yield journal;
-        throw err;
-      }
-      // The input ended with a valid trailer; every other object is stored, and durable
-      // before a commit object can point to it.
-      yield await writer.durable(out);
-      if (ctx.signal.aborted) throw ctx.signal.reason;
-      try {
-        for (const rec of commits) out.push(await writer.write(rec));
-      } finally {
-        const journal = await writer.durable(out).catch(() => undefined);
-        if (journal) yield journal;
-      }
-    });
+    const partSize = sizeFlag(args, 'part-size', DEFAULT_PART_SIZE, MIN_PART_SIZE, MAX_PART_SIZE);
+    const store = openStore(args._[0], { ...s3Settings(args, ctx.signal), partSize });
+    if (args['abort-stale']) {
+      for (const flag of ['uploads', 'metadata', 'storage-class']) if (args[flag] !== undefined) throw new UsageError(`--${flag} does not go with --abort-stale`);
+      return abortStale(ctx, store, durationFlag(args, 'older-than', DEFAULT_STALE_AGE));
+    }
+    if (args['older-than'] !== undefined) throw new UsageError('--older-than goes with --abort-stale');
+    const uploadsFile = stringFlag(args, 'uploads');
+    const uploads = uploadsFile === undefined ? undefined : await UploadJournal.open(uploadsFile, ctx.log);
+    try {
+      const writer = new Writer(ctx, store, { storageClass: stringFlag(args, 'storage-class'), metadata: metadataFlag(args), uploads });
+      await transform(ctx, {}, writeCommitLast(ctx, writer, jobs, MAX_BYTES_IN_FLIGHT));
+    } finally {
+      await uploads?.close();
+    }
   },
 });
 
-class Writer {
+/** --metadata NAME=VALUE, given any number of times. */
+function metadataFlag(args: Args): Record<string, string> | undefined {
+  const given = args.metadata === undefined ? [] : ([] as unknown[]).concat(args.metadata).map(String);
+  if (!given.length) return undefined;
+  const metadata: Record<string, string> = {};
+  for (const pair of given) {
+    const eq = pair.indexOf('=');
+    if (eq < 1) throw new UsageError(`--metadata must be NAME=VALUE, got ${JSON.stringify(pair)}`);
+    metadata[pair.slice(0, eq)] = pair.slice(eq + 1);
+  }
+  return metadata;
+}
+
+
+interface WriteOptions {
+  storageClass?: string;
+  metadata?: Record<string, string>;
+  uploads?: UploadJournal;
+}
+
+class Writer implements ObjectWriter {
+  private readonly storageClass: string | undefined;
+
   constructor(
     private readonly ctx: Context,
     private readonly store: ObjectStore,
-    private readonly storageClass: string | undefined,
-  ) {}
+    private readonly opts: WriteOptions,
+  ) {
+    this.storageClass = opts.storageClass;
+  }
+
+  private commitBytes = 0;
+
+  sort(rec: Rec): 'pass' | 'write' | 'commit' {
+    if (rec.type !== 'object') {
+      if (rec.type === 'block' && rec[PAYLOAD]) {
+        throw badRecord(this.ctx, rec, 'a block with data: s3-put stores objects; make objects of blocks first (zstd-chunk)');
+      }
+      delete rec[PAYLOAD];
+      return 'pass';
+    }
+    this.check(rec);
+    if (rec.commit !== true) return 'write';
+    this.checkSha(rec);
+    this.commitBytes += this.heldBytes(rec);
+    if (this.commitBytes > MAX_COMMIT_BYTES) {
+      throw badRecord(this.ctx, rec, `commit objects add up to more than ${MAX_COMMIT_BYTES >> 20} MiB: they are held in memory until everything else is written`);
+    }
+    return 'commit';
+  }
+
+  heldBytes(rec: Rec): number {
+    return rec[PAYLOAD]?.length ?? 0;
+  }
 
   /** Refuses an object record that cannot be written as it is. */
   check(rec: Rec): void {
@@ -165,6 +200,8 @@ class Writer {
       written = await this.store.put(rec.key as string, data, {
         sha256: rec.sha256 as string | undefined,
         storageClass: this.storageClass,
+        metadata: this.opts.metadata,
+        uploads: this.opts.uploads,
         batch: true,
       });
     } catch (err) {
@@ -184,13 +221,8 @@ class Writer {
   }
 
   /** Makes the objects written so far durable; gives what `out` holds, ready to journal. */
-  async durable(out: Encoder): Promise<Buffer[]> {
-    try {
-      await this.store.flush();
-    } catch (err) {
-      throw new SluiceError(`${this.ctx.command}: ${(err as Error).message}`);
-    }
-    return out.take();
+  durable(out: Encoder): Promise<Buffer[]> {
+    return flushThenTake(this.ctx, this.store, out);
   }
 
   private data(rec: Rec): Buffer {

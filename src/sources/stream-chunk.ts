@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import type { Readable } from 'node:stream';
-import { command, EXIT_STATUS_TEXT, stringFlag } from '../core/command';
+import { command, EXIT_STATUS_TEXT, sizeFlag, stringFlag } from '../core/command';
 import { DEFAULT_MAX_PAYLOAD } from '../core/decode';
 import { sha256b64 } from '../core/digest';
 import type { Encoder } from '../core/encode';
@@ -51,7 +51,7 @@ export const main = command({
   flags: { string: ['size', 'name'] },
   positionals: { max: 1 },
   async run(args, ctx) {
-    const size = sizeFlag(stringFlag(args, 'size'));
+    const size = sizeFlag(args, 'size', DEFAULT_SIZE, 1, DEFAULT_MAX_PAYLOAD);
     const name = stringFlag(args, 'name') ?? 'stream';
     const problem = nameProblem(name);
     if (problem) throw new UsageError(`--name: ${problem}`);
@@ -109,14 +109,4 @@ async function* chunk(input: Readable, sourceName: string, name: string, size: n
   const manifest = Buffer.from(JSON.stringify(manifestOf({ size: total, sha256: whole.digest('base64'), parts, partSize: size, source: sourceName })) + '\n');
   out.push({ type: 'object', key: manifestKey(name), size: manifest.length, sha256: sha256b64(manifest), commit: true, [PAYLOAD]: manifest });
   yield out.take();
-}
-
-/** --size: bytes, or K, M, G (binary) multiples; 1 byte up to the largest frame. */
-function sizeFlag(raw: string | undefined): number {
-  if (raw === undefined) return DEFAULT_SIZE;
-  const m = /^([0-9]+)([KMG]?)(?:i?B)?$/i.exec(raw);
-  if (!m) throw new UsageError(`--size must be a number of bytes, optionally with K, M or G, got ${JSON.stringify(raw)}`);
-  const value = Number(m[1]) * 1024 ** ' KMG'.indexOf((m[2] || ' ').toUpperCase());
-  if (!(value >= 1 && value <= DEFAULT_MAX_PAYLOAD)) throw new UsageError(`--size must be between 1 byte and ${DEFAULT_MAX_PAYLOAD >> 20}M, got ${raw}`);
-  return value;
 }

@@ -20,8 +20,10 @@ SHA-256 against the checksum the store kept and the record's "sha256", when they
 The record gains "size", "etag" and "sha256" when it lacked them, and "store" names where the
 data was read.
 
-An archived object (GLACIER, DEEP_ARCHIVE) must be restored first: put s3-restore before
-s3-get.
+A record with "versionId" (s3-list --versions) reads that version of the object; a local
+directory holds only version "null". A delete marker ("deleteMarker": true) has no data and
+is refused. An archived object (GLACIER, DEEP_ARCHIVE) must be restored first: put s3-restore
+before s3-get.
 
 Options:
   -j, --jobs N             objects read at once, 1 to 64 (default 8); memory holds up to N
@@ -73,9 +75,13 @@ export const main = command({
 });
 
 /** A store error, with what the reader of s3-get's message can do about it. */
-function withHint(err: unknown): unknown {
-  if (!(err instanceof StoreError) || err.kind !== 'archived') return err;
-  return Object.assign(new StoreError(`${err.message}: run s3-restore first (s3-list URL | s3-restore | s3-get)`, err.kind, err.key), { cause: err });
+function withHint(err: unknown, versionId: string | undefined): unknown {
+  if (!(err instanceof StoreError)) return err;
+  let hint = '';
+  if (err.kind === 'archived') hint = ': run s3-restore first (s3-list URL | s3-restore | s3-get)';
+  else if (err.kind === 'not-found' && versionId !== undefined && !err.message.includes(versionId)) hint = ` (version ${versionId})`;
+  if (!hint) return err;
+  return Object.assign(new StoreError(err.message + hint, err.kind, err.key), { cause: err });
 }
 
 class Fetcher {
@@ -98,12 +104,15 @@ class Fetcher {
     if (size !== undefined && !(Number.isSafeInteger(size) && (size as number) >= 0)) throw badRecord(ctx, rec, `object ${JSON.stringify(key)}: "size" must be a non-negative integer, got ${JSON.stringify(size)}`);
     if (rec.sha256 !== undefined && typeof rec.sha256 !== 'string') throw badRecord(ctx, rec, `object ${JSON.stringify(key)}: "sha256" must be a base64 string`);
     if (typeof size === 'number' && size > DEFAULT_MAX_PAYLOAD) throw this.tooLarge(rec, key, size);
+    const versionId = rec.versionId;
+    if (versionId !== undefined && (typeof versionId !== 'string' || versionId === '')) throw badRecord(ctx, rec, `object ${JSON.stringify(key)}: "versionId" must be a non-empty string, got ${JSON.stringify(versionId)}`);
+    if (rec.deleteMarker === true) throw badRecord(ctx, rec, `object ${JSON.stringify(key)} version ${versionId}: a delete marker has no data (leave out records with "deleteMarker": true)`);
     const store = this.stores.for(rec);
     let read;
     try {
-      read = await store.get(key);
+      read = await store.get(key, { versionId });
     } catch (err) {
-      throw storeErrorAt(ctx, rec, withHint(err));
+      throw storeErrorAt(ctx, rec, withHint(err, versionId));
     }
     const { data, info } = read;
     if (data.length > DEFAULT_MAX_PAYLOAD) throw this.tooLarge(rec, key, data.length);
