@@ -34,7 +34,7 @@ ${STORE_OPTIONS_TEXT}
 Examples:
   s3-list /backups/vol-1 | s3-get | zstd-unchunk | file-write restored.img
   s3-list /backups/a | s3-get -j 16 | s3-put /backups/b > copy.journal
-  jq -c 'select(.key | startswith("zstd/"))' vol-1.manifest | s3-get /backups/vol-1 | count
+  s3-list --prefix zstd/ /backups/vol-1 | s3-get | count
 
 An object that is not there ends the run with status 1, a mismatch with status 5, each
 naming the input line and the key.
