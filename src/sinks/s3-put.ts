@@ -52,9 +52,10 @@ server accepted is recorded in FILE; an upload cut short (a failure, a signal, a
 instead of aborted, and a rerun with the same FILE continues it: it asks the server which parts
 it holds, keeps those whose size and ETag match the journal and whose bytes have the SHA-256
 recorded for them, and sends only the others. An upload recorded for other content (the object
-changed since) is aborted and started again. "s3-put --abort-stale URL" aborts the uploads under
-URL that no rerun will continue (and, in a directory, removes temporary files that a killed run
-left), printing an "upload" record for each.
+changed since) is aborted and started again. "s3-put --abort-stale URL" aborts the multipart
+uploads under URL begun more than --older-than ago, which frees their parts (a rerun then
+starts those objects anew), and in a directory removes the temporary files of killed runs; it
+prints an "upload" record for each.
 
 Options:
   -j, --jobs N             objects written at once, 1 to 64 (default 8); at most
