@@ -84,8 +84,6 @@ port=$(node -e 'const s = require("net").createServer().listen(0, "127.0.0.1", (
 url=http://127.0.0.1:$port
 export RCLONE_CONFIG_X_ENDPOINT=$url
 
-aws_() { /usr/bin/aws --endpoint-url "$url" "$@"; }
-rclone_() { env -u AWS_CA_BUNDLE rclone --config /dev/null --s3-no-head "$@"; }
 server_rss() { awk '/VmHWM/ { printf "%d MiB peak", $2 / 1024 } /VmRSS/ { printf ", %d MiB now", $2 / 1024 }' "/proc/$server/status"; }
 
 # The objects under a prefix, as "COUNT BYTES" (from the server's own listing).
