@@ -2,6 +2,7 @@
 // opens a store. Kept apart from the client: a command on local directories never loads the SDK.
 import { stringFlag, type Args, type FlagSpec } from './command';
 import { UsageError } from './errors';
+import type { ShaPool } from './sha-pool';
 
 /** Flags of every command that opens a store, merged into its own. */
 export function storeFlags(own: FlagSpec = {}): FlagSpec {
@@ -23,6 +24,11 @@ export interface S3Settings {
   profile?: string;
   /** Aborts every request in flight (a command's SIGINT). */
   signal?: AbortSignal;
+  /**
+   * Threads that hash whole objects read or written, off the main thread (which then keeps the
+   * sockets busy); the command that gives it closes it. Without it, hashing is done inline.
+   */
+  sha?: ShaPool;
 }
 
 /** Settings from a command's flags; what they leave out comes from the environment (s3Client). */
