@@ -20,9 +20,7 @@ const KEY = { id: 'AKIDEXAMPLE', secret: 'wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEK
 const REGION = 'eu-west-1';
 const SNAPSHOT = 'snap-0123456789abcdef0';
 
-const sha256hex = (data) => crypto.createHash('sha256').update(data).digest('hex');
-const hmac = (key, data) => crypto.createHmac('sha256', key).update(data).digest();
-const escape = (s) => encodeURIComponent(s).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
+const { sha256hex, escape, canonicalQuery, expectedSignature } = require('./lib/sigv4');
 
 // A query is decoded as servers decode forms: an unescaped "+" is a space.
 const formDecode = (s) => decodeURIComponent(s.replace(/\+/g, ' '));
@@ -41,20 +39,11 @@ function signatureProblem(req) {
   const [rawPath, rawQuery = ''] = req.url.split('?');
   // Services other than S3 sign each path segment URI-encoded once more than it is sent.
   const canonicalPath = rawPath.split('/').map(escape).join('/');
-  const query = rawQuery
-    .split('&')
-    .filter(Boolean)
-    .map((p) => p.split('=').map((x) => escape(formDecode(x))))
-    .sort(([a, x], [b, y]) => (a < b ? -1 : a > b ? 1 : x < y ? -1 : x > y ? 1 : 0))
-    .map(([k, v]) => `${k}=${v ?? ''}`)
-    .join('&');
+  const query = canonicalQuery(rawQuery, formDecode);
   const headers = names.map((h) => `${h}:${String(req.headers[h]).trim().replace(/\s+/g, ' ')}\n`).join('');
   const payload = req.headers['x-amz-content-sha256'] ?? sha256hex('');
   const canonical = ['GET', canonicalPath, query, headers, signedHeaders, payload].join('\n');
-  const scope = `${day}/${REGION}/ebs/aws4_request`;
-  const toSign = ['AWS4-HMAC-SHA256', amzDate, scope, sha256hex(canonical)].join('\n');
-  const signingKey = ['ebs', 'aws4_request'].reduce(hmac, hmac(hmac(`AWS4${KEY.secret}`, day), REGION));
-  const expected = hmac(signingKey, toSign).toString('hex');
+  const expected = expectedSignature({ secret: KEY.secret, day, region: REGION, service: 'ebs', amzDate, canonical });
   return expected === signature ? undefined : `signature ${signature}, expected ${expected} for:\n${canonical}`;
 }
 

@@ -14,9 +14,7 @@ const { ok, tmpdir } = require('./lib/run');
 
 const KEY = { id: 'AKIDEXAMPLE', secret: 'wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY' };
 const REGION = 'us-east-1';
-const sha256hex = (data) => crypto.createHash('sha256').update(data).digest('hex');
-const hmac = (key, data) => crypto.createHmac('sha256', key).update(data).digest();
-const escape = (s) => encodeURIComponent(s).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
+const { sha256hex, canonicalQuery, expectedSignature } = require('./lib/sigv4');
 
 /** Why a request's S3 SigV4 signature is wrong, or undefined when it is right. */
 function signatureProblem(req, body) {
@@ -30,19 +28,9 @@ function signatureProblem(req, body) {
   if (!names.includes('x-amz-content-sha256') || !names.includes('host')) return `x-amz-content-sha256 and host must be signed: ${signedHeaders}`;
   const [rawPath, rawQuery = ''] = req.url.split('?');
   // S3 signs the path as sent (each segment encoded once).
-  const query = rawQuery
-    .split('&')
-    .filter(Boolean)
-    .map((p) => p.split('=').map((x) => escape(decodeURIComponent(x))))
-    .sort(([a, x], [b, y]) => (a < b ? -1 : a > b ? 1 : x < y ? -1 : x > y ? 1 : 0))
-    .map(([k, v]) => `${k}=${v ?? ''}`)
-    .join('&');
   const headers = names.map((h) => `${h}:${String(req.headers[h]).trim().replace(/\s+/g, ' ')}\n`).join('');
-  const canonical = [req.method, rawPath, query, headers, signedHeaders, payload].join('\n');
-  const amzDate = req.headers['x-amz-date'];
-  const toSign = ['AWS4-HMAC-SHA256', amzDate, `${day}/${REGION}/s3/aws4_request`, sha256hex(canonical)].join('\n');
-  const signingKey = ['s3', 'aws4_request'].reduce(hmac, hmac(hmac(`AWS4${KEY.secret}`, day), REGION));
-  const expected = hmac(signingKey, toSign).toString('hex');
+  const canonical = [req.method, rawPath, canonicalQuery(rawQuery, decodeURIComponent), headers, signedHeaders, payload].join('\n');
+  const expected = expectedSignature({ secret: KEY.secret, day, region: REGION, service: 's3', amzDate: req.headers['x-amz-date'], canonical });
   return expected === signature ? undefined : `signature ${signature}, expected ${expected} for:\n${canonical}`;
 }
 
