@@ -18,6 +18,7 @@ const { s3Client } = require('../dist/core/store-s3-client.js');
 const { MIN_PART_SIZE, MAX_PARTS, partSizeFor } = require('../dist/core/store-s3-transfer.js');
 const { NotFoundError, StoreError } = require('../dist/core/store.js');
 const { IntegrityError } = require('../dist/core/errors.js');
+const { ShaPool } = require('../dist/core/sha-pool.js');
 
 let moto;
 let buckets = 0;
@@ -110,6 +111,24 @@ describe('S3 store: what only S3 has', () => {
     await client.send(new PutObjectCommand({ Bucket: bucket, Key: 'p/bad', Body: data, Metadata: { 'sluice-sha256': sha256(Buffer.from('other')) } }));
     await assert.rejects(store.get('bad'), (err) => err instanceof IntegrityError && err.exitCode === 5 && /s3:\/\/.*\/p\/: object "bad": the data's SHA-256/.test(err.message));
     await assert.rejects(store.put('m', data, { metadata: { Upper: 'x' } }), (err) => err instanceof StoreError && /metadata name "Upper"/.test(err.message));
+  });
+
+  it('whole objects are checked on hashing threads when given some: the stored SHA-256, or else a single-part MD5 ETag', async () => {
+    const bucket = await newBucket();
+    const sha = new ShaPool();
+    try {
+      const store = new S3Store(bucket, '', { sha });
+      const client = s3Client({});
+      const data = crypto.randomBytes(3 << 20);
+      await store.put('ours', data);
+      await client.send(new PutObjectCommand({ Bucket: bucket, Key: 'foreign', Body: data }));
+      await client.send(new PutObjectCommand({ Bucket: bucket, Key: 'lying', Body: data, Metadata: { 'sluice-sha256': sha256(Buffer.from('other')) } }));
+      assert.ok((await store.get('ours')).data.equals(data));
+      assert.ok((await store.get('foreign')).data.equals(data), 'checked against its MD5 ETag');
+      await assert.rejects(store.get('lying'), (err) => err instanceof IntegrityError && /object "lying": the data's SHA-256 is .*, the object's sluice-sha256 says/.test(err.message));
+    } finally {
+      await sha.close();
+    }
   });
 
   it('a GLACIER object lists with its class and reads as "archived" until restored', async () => {

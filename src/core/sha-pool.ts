@@ -13,6 +13,9 @@ export interface Hashed {
   sha256: string;
 }
 
+/** Which digest of the bytes to make: SHA-256 (base64), or MD5 (hex: an S3 ETag's form). */
+export type Digest = 'sha256' | 'md5';
+
 export class ShaPool {
   private readonly pool: WorkerPool;
 
@@ -22,12 +25,18 @@ export class ShaPool {
 
   /** Hashes `data`, which is detached here until the result hands it back. */
   async hash(data: Buffer): Promise<Hashed> {
+    const r = await this.digest(data, 'sha256');
+    return { data: r.data, sha256: r.digest };
+  }
+
+  /** The `kind` digest of `data`, which is detached here until the result hands it back. */
+  async digest(data: Buffer, kind: Digest): Promise<{ data: Buffer; digest: string }> {
     const ab = data.buffer;
     if (!(ab instanceof ArrayBuffer) || data.byteOffset !== 0 || data.length !== ab.byteLength) {
       throw new Error('a buffer hashed on a thread must own its ArrayBuffer (make it with Buffer.allocUnsafeSlow)');
     }
-    const r = await this.pool.run<{ data: ArrayBuffer; sha256: string }>({ data: ab, length: data.length }, [ab]);
-    return { data: Buffer.from(r.data), sha256: r.sha256 };
+    const r = await this.pool.run<{ data: ArrayBuffer; digest: string }>({ data: ab, length: data.length, kind }, [ab]);
+    return { data: Buffer.from(r.data), digest: r.digest };
   }
 
   close(): Promise<void> {

@@ -10,7 +10,7 @@ import { createHash } from 'node:crypto';
 import { setMaxListeners } from 'node:events';
 import { DeleteObjectsCommand, HeadObjectCommand, RestoreObjectCommand, type Tier, ListObjectsV2Command, PutObjectCommand, type S3Client, type StorageClass } from '@aws-sdk/client-s3';
 import { sha256b64 } from './digest';
-import type { ShaPool } from './sha-pool';
+import type { Digest, ShaPool } from './sha-pool';
 import { eachLimited } from './each-limited';
 import { IntegrityError } from './errors';
 import { s3Client } from './store-s3-client';
@@ -126,19 +126,20 @@ export class S3Store implements ObjectStore {
         await readRange(t, s, into.length, { into, ifMatch: info.etag });
       });
     }
+    const check = checkOf(info, first.head.ServerSideEncryption, first.head.SSECustomerAlgorithm);
     // The hash may move the bytes to another thread and back, into a new Buffer.
-    const hashed = info.sha256 === undefined ? { data, sha256: undefined } : await this.hash(data);
-    const problem = mismatch(hashed.data, hashed.sha256, info, first.head.ServerSideEncryption, first.head.SSECustomerAlgorithm);
+    const hashed = check ? await this.digest(data, check.kind) : { data, digest: undefined };
+    const problem = mismatch(hashed.data, info, check, hashed.digest);
     if (problem) throw new IntegrityError(`${this.url}: object ${JSON.stringify(key)}: ${problem}`);
     return { data: hashed.data, info };
   }
 
-  /** base64 SHA-256 of `data`, on the command's hashing threads when it gave some and the buffer can move. */
-  private async hash(data: Buffer): Promise<{ data: Buffer; sha256: string }> {
+  /** A digest of `data`, on the command's hashing threads when it gave some and the buffer can move. */
+  private async digest(data: Buffer, kind: Digest): Promise<{ data: Buffer; digest: string }> {
     const ab = data.buffer;
     const movable = ab instanceof ArrayBuffer && data.byteOffset === 0 && data.length === ab.byteLength && data.length >= THREAD_HASH_BYTES;
-    if (this.sha && movable) return this.sha.hash(data);
-    return { data, sha256: sha256b64(data) };
+    if (this.sha && movable) return this.sha.digest(data, kind);
+    return { data, digest: kind === 'sha256' ? sha256b64(data) : createHash('md5').update(data).digest('hex') };
   }
 
   async put(key: string, data: Uint8Array, opts: PutOptions = {}): Promise<PutResult> {
@@ -269,17 +270,25 @@ function isInvalidRange(err: unknown): boolean {
   return statusOf(err) === 416;
 }
 
-/** What is wrong with a whole object's bytes, judged by what the store kept. */
-function mismatch(data: Buffer, actual: string | undefined, info: ObjectInfo, sse: string | undefined, sseCustomer: string | undefined): string | undefined {
-  if (data.length !== info.size) return `${data.length} bytes read, the object has ${info.size}`;
-  if (info.sha256 !== undefined) {
-    return actual === info.sha256 ? undefined : `the data's SHA-256 is ${actual}, the object's ${SHA256_META} says ${info.sha256}`;
-  }
-  // A single-part object's ETag is its MD5, unless S3 encrypted it with KMS or a customer key.
+/**
+ * What a whole object's bytes can be checked against: the SHA-256 the store kept, or else the
+ * MD5 that a single-part object's ETag is (unless S3 encrypted it with KMS or a customer key);
+ * undefined when neither is there.
+ */
+function checkOf(info: ObjectInfo, sse: string | undefined, sseCustomer: string | undefined): { kind: Digest; expected: string } | undefined {
+  if (info.sha256 !== undefined) return { kind: 'sha256', expected: info.sha256 };
   const etag = /^"([0-9a-f]{32})"$/.exec(info.etag ?? '');
   if (!etag || (sse ?? '').startsWith('aws:kms') || sseCustomer) return undefined;
-  const md5 = createHash('md5').update(data).digest('hex');
-  return md5 === etag[1] ? undefined : `the data's MD5 is ${md5}, the object's ETag says ${etag[1]}`;
+  return { kind: 'md5', expected: etag[1] };
+}
+
+/** What is wrong with a whole object's bytes, judged by what the store kept. */
+function mismatch(data: Buffer, info: ObjectInfo, check: { kind: Digest; expected: string } | undefined, actual: string | undefined): string | undefined {
+  if (data.length !== info.size) return `${data.length} bytes read, the object has ${info.size}`;
+  if (!check || actual === check.expected) return undefined;
+  return check.kind === 'sha256'
+    ? `the data's SHA-256 is ${actual}, the object's ${SHA256_META} says ${check.expected}`
+    : `the data's MD5 is ${actual}, the object's ETag says ${check.expected}`;
 }
 
 /**
