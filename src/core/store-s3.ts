@@ -16,6 +16,7 @@ import { IntegrityError } from './errors';
 import { s3Client } from './store-s3-client';
 import type { S3Settings } from './store-s3-flags';
 import { DEFAULT_MAX_TRIES, S3ReplyError, withRetries, type RetryPolicy } from './store-s3-errors';
+import { checkOf, declarePayloadHash, mismatch } from './store-s3-checks';
 import { describeObject, listedObject, metadataProblem, SHA256_META } from './store-s3-records';
 import { DEFAULT_PART_SIZE, MIN_PART_SIZE } from './store-s3-limits';
 import { abortNamedUpload, listUploads, uploadParts } from './store-s3-multipart';
@@ -268,43 +269,6 @@ function statusOf(err: unknown): number | undefined {
 /** A range S3 cannot satisfy: one that starts at or past the object's end. */
 function isInvalidRange(err: unknown): boolean {
   return statusOf(err) === 416;
-}
-
-/**
- * What a whole object's bytes can be checked against: the SHA-256 the store kept, or else the
- * MD5 that a single-part object's ETag is (unless S3 encrypted it with KMS or a customer key);
- * undefined when neither is there.
- */
-function checkOf(info: ObjectInfo, sse: string | undefined, sseCustomer: string | undefined): { kind: Digest; expected: string } | undefined {
-  if (info.sha256 !== undefined) return { kind: 'sha256', expected: info.sha256 };
-  const etag = /^"([0-9a-f]{32})"$/.exec(info.etag ?? '');
-  if (!etag || (sse ?? '').startsWith('aws:kms') || sseCustomer) return undefined;
-  return { kind: 'md5', expected: etag[1] };
-}
-
-/** What is wrong with a whole object's bytes, judged by what the store kept. */
-function mismatch(data: Buffer, info: ObjectInfo, check: { kind: Digest; expected: string } | undefined, actual: string | undefined): string | undefined {
-  if (data.length !== info.size) return `${data.length} bytes read, the object has ${info.size}`;
-  if (!check || actual === check.expected) return undefined;
-  return check.kind === 'sha256'
-    ? `the data's SHA-256 is ${actual}, the object's ${SHA256_META} says ${check.expected}`
-    : `the data's MD5 is ${actual}, the object's ETag says ${check.expected}`;
-}
-
-/**
- * Gives the SigV4 signer the body's SHA-256 (x-amz-content-sha256, hex), known already: else it
- * hashes every body again, on the main thread, which took a third of an upload's time.
- */
-function declarePayloadHash(put: PutObjectCommand, sha256: string): void {
-  const hex = Buffer.from(sha256, 'base64').toString('hex');
-  put.middlewareStack.add(
-    (next) => (args) => {
-      const request = args.request as { headers?: Record<string, string> };
-      if (request?.headers) request.headers['x-amz-content-sha256'] = hex;
-      return next(args);
-    },
-    { step: 'build', name: 'sluicePayloadHash' },
-  );
 }
 
 /** A version id, or undefined for the "null" version of a bucket without versioning. */
