@@ -43,7 +43,11 @@ async function makeStore() {
   return { store, partSize: MIN_PART_SIZE };
 }
 
-storeContract('S3 (moto)', makeStore);
+storeContract('S3 (moto)', makeStore, {
+  // moto 5.2's ListObjectVersions, given a KeyMarker alone that is not a stored key, leaves out
+  // the first version after it (S3 lists every version after the marker).
+  versionsAfterAbsentKey: 'moto leaves out the first version after a KeyMarker that is not a stored key',
+});
 
 async function keys(store, prefix = '') {
   const out = [];

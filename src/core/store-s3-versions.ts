@@ -1,9 +1,9 @@
 // Versions on S3: ListObjectVersions pages as the contract's VersionInfo, and reads of one
 // version of an object.
 import { GetObjectCommand, HeadObjectCommand, ListObjectVersionsCommand, type DeleteMarkerEntry, type ListObjectVersionsCommandOutput, type ObjectVersion, type S3Client } from '@aws-sdk/client-s3';
-import { withRetries, type RetryPolicy } from './store-s3-errors';
+import { describeError, withRetries, type RetryPolicy } from './store-s3-errors';
 import type { Target } from './store-s3-transfer';
-import { compareKeys, NULL_VERSION, pageSizeOf, type DeleteMarker, type ListOptions, type StoredVersion, type VersionInfo } from './store';
+import { compareKeys, NotFoundError, NULL_VERSION, pageSizeOf, type DeleteMarker, type ListOptions, type StoredVersion, type VersionInfo } from './store';
 
 /** Where a listing of versions goes: the store's bucket, its key prefix and its calls' settings. */
 export interface VersionSource {
@@ -82,12 +82,18 @@ function keyIn(res: ListObjectVersionsCommandOutput, key: string | undefined): s
  */
 export function versionTarget(t: Target, versionId: string): Target {
   const send = t.client.send.bind(t.client) as (command: unknown, options?: unknown) => Promise<unknown>;
+  const { url, key } = t.where('GetObject');
   const client = new Proxy(t.client, {
     get(target, property, receiver) {
       if (property !== 'send') return Reflect.get(target, property, receiver);
       return (command: unknown, options?: unknown) => {
-        if (command instanceof GetObjectCommand || command instanceof HeadObjectCommand) command.input.VersionId = versionId;
-        return send(command, options);
+        if (!(command instanceof GetObjectCommand || command instanceof HeadObjectCommand)) return send(command, options);
+        command.input.VersionId = versionId;
+        // The object may well be there: say which version is not, as a directory store does.
+        return send(command, options).catch((err: unknown) => {
+          if ((err as Error | undefined)?.name !== 'NoSuchVersion') throw err;
+          throw Object.assign(new NotFoundError(`${url}: object ${JSON.stringify(key)} has no version ${JSON.stringify(versionId)} (${describeError(err)})`, key), { cause: err });
+        });
       };
     },
   });
