@@ -219,6 +219,24 @@ describe('s3-put: resumable multipart uploads', () => {
     proxy.slow(0);
   });
 
+  it('an upload the journal cannot record is aborted at once, and the journal\'s error reported', async () => {
+    const name = bucket();
+    await moto.createBucket(name);
+    const frames = await framesOf(crypto.randomBytes(12 * MIB));
+    const journal = path.join(work, `uploads-${n++}.log`);
+    proxy.stats.parts.length = 0;
+    // The journal opens, empty; its first line, written right after CreateMultipartUpload,
+    // is over the file size limit: EFBIG, as a full disk gives ENOSPC.
+    const r = await sh(`(ulimit -f 0 && exec s3-put ${putArgs(`s3://${name}/p`, journal).join(' ')}) < ${frames}`, { env: moto.env });
+    assert.strictEqual(r.code, 1, account(r));
+    assert.deepStrictEqual(await uploadsLeft(name), [], 'no upload is left on the server');
+    assert.match(r.stderr, new RegExp(`${journal}: cannot write to the uploads journal: EFBIG`), account(r));
+    assert.match(r.stderr, /multipart upload \S+ could not be journaled: aborting it/, account(r));
+    assert.deepStrictEqual(proxy.stats.parts, [], 'no part was sent');
+    assert.strictEqual(fs.statSync(journal).size, 0);
+    await assert.rejects(client.send(new HeadObjectCommand({ Bucket: name, Key: 'p/big.bin' })), (err) => err.$metadata?.httpStatusCode === 404);
+  });
+
   it('--abort-stale aborts old uploads under the URL, prints a record for each, and leaves recent ones', async () => {
     const name = bucket();
     await moto.createBucket(name);

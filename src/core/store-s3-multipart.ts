@@ -40,8 +40,16 @@ export async function uploadParts(t: Target, data: Uint8Array, opts: UploadOptio
   const identity: UploadIdentity = { store: url, key: key!, size: data.length, partSize: partSizeFor(data.length, opts.partSize), sha256: opts.sha256, storageClass: opts.storageClass, metadata: opts.metadata };
   const { journal } = opts;
   const kept = journal ? await partsToKeep(t, data, identity, journal) : undefined;
-  const uploadId = kept?.uploadId ?? (await create(t, identity));
-  if (!kept) await journal?.started(uploadId, identity);
+  const uploadId = kept?.uploadId ?? (await createUpload(t, identity));
+  if (!kept && journal) {
+    await journal.started(uploadId, identity).catch(async (err: unknown) => {
+      // An upload the journal does not name is one no rerun continues: abort it now rather than
+      // leave its parts billed until --abort-stale.
+      journal.log(`${url}: object ${JSON.stringify(key)}: multipart upload ${uploadId} could not be journaled: aborting it`);
+      await abortUpload(t, uploadId);
+      throw err;
+    });
+  }
   try {
     const count = Math.max(1, Math.ceil(data.length / identity.partSize));
     const parts: CompletedPart[] = new Array(count);
@@ -80,7 +88,8 @@ export async function abortUpload(t: Target, uploadId: string): Promise<void> {
   await t.client.send(new AbortMultipartUploadCommand({ Bucket: t.bucket, Key: t.fullKey, UploadId: uploadId })).catch(() => {});
 }
 
-async function create(t: Target, id: UploadIdentity): Promise<string> {
+/** Begins a multipart upload (parts sent with their CRC32); gives its id. */
+export async function createUpload(t: Target, id: Pick<UploadIdentity, 'storageClass' | 'metadata'>): Promise<string> {
   const created = await withRetries(t.policy, t.where('CreateMultipartUpload'), () =>
     t.client.send(
       new CreateMultipartUploadCommand({ Bucket: t.bucket, Key: t.fullKey, StorageClass: id.storageClass as StorageClass | undefined, Metadata: id.metadata, ChecksumAlgorithm: 'CRC32' }),
