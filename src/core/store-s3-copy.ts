@@ -67,7 +67,7 @@ export function canCopyServerSide(from: ObjectStore, to: ObjectStore): boolean {
 /**
  * Copies `key` of `from` to the same key of `to`, server-side (canCopyServerSide must hold). A
  * source replaced while its parts are copied (412 on the If-Match) is copied again, once, from
- * its new version.
+ * its new version; replaced again, the copy fails saying so, and nothing of it is left.
  */
 export async function copyServerSide(from: S3Store, to: S3Store, key: string, opts: CopyOptions = {}): Promise<CopyResult> {
   if (from.client !== to.client) throw new Error(`${from.url} and ${to.url} do not share a client: copy through get and put`);
@@ -82,7 +82,12 @@ export async function copyServerSide(from: S3Store, to: S3Store, key: string, op
     return await copyOnce(from, src, dst, key, settings);
   } catch (err) {
     if (statusOf(err) !== 412) throw err;
-    return copyOnce(from, src, dst, key, settings);
+    return copyOnce(from, src, dst, key, settings).catch((again: unknown) => {
+      if (statusOf(again) !== 412) throw again;
+      // The 412 is the reply to a call on the destination: say what it means, of the source.
+      const message = `${from.url}: object ${JSON.stringify(key)}: replaced while being copied, and again during a second try; nothing was copied (${(again as Error).message})`;
+      throw Object.assign(new StoreError(message, (again as StoreError).kind, key), { cause: again });
+    });
   }
 }
 
