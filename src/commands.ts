@@ -21,6 +21,7 @@ export const COMMANDS: CommandEntry[] = [
   { name: 'progress', kind: 'transforms', summary: 'pass records through, showing rate, totals and ETA on stderr' },
   { name: 'skip', kind: 'transforms', summary: 'drop records a journal says are done (resume a run)' },
   { name: 'shard', kind: 'transforms', summary: 'keep one shard of N, for running a job in parallel' },
+  { name: 'pick', kind: 'transforms', summary: 'keep the records that meet conditions (type, key, field, version, age, size); new trailer' },
   { name: 'file-write', kind: 'sinks', summary: 'write blocks to files or devices at their offsets' },
   { name: 'ebs-put', kind: 'sinks', summary: 'write block frames into a new EBS snapshot and complete it; print a journal' },
   { name: 's3-put', kind: 'sinks', summary: 'write object frames to a store URL; print what was written' },
