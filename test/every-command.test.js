@@ -32,6 +32,7 @@ const READERS = {
   progress: 'progress -q',
   skip: `skip --done ${journal}`,
   shard: 'shard -n 2 -i 0',
+  pick: 'pick --type block',
   count: 'count',
   'zstd-chunk': 'zstd-chunk',
   'zstd-unchunk': 'zstd-unchunk',
