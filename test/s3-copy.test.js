@@ -14,7 +14,7 @@ const { HeadObjectCommand, PutBucketVersioningCommand } = require('@aws-sdk/clie
 const { sh, ok, describe: account, tmpdir } = require('./lib/run');
 const { startMoto } = require('./lib/moto');
 const { initDigest } = require('../dist/core/digest.js');
-const { Decoder } = require('../dist/core/decode.js');
+const { decodeAll } = require('./lib/frames');
 const { Encoder } = require('../dist/core/encode.js');
 const { PAYLOAD } = require('../dist/core/records.js');
 const { S3Store } = require('../dist/core/store-s3.js');
@@ -61,15 +61,6 @@ async function newBucket() {
   const name = `copy-${buckets++}`;
   await moto.createBucket(name);
   return name;
-}
-
-/** Records of an NDJSON stream (frames included), payloads as Buffers under PAYLOAD. */
-function decodeAll(stdout) {
-  const decoder = new Decoder({ command: 'test', source: 'stdout' });
-  const records = [];
-  decoder.push(stdout, records);
-  decoder.finish();
-  return records;
 }
 
 const objectsOf = (stdout) => stdout.toString().trim().split('\n').map((l) => JSON.parse(l)).filter((r) => r.type === 'object');

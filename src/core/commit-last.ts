@@ -17,8 +17,10 @@ export interface ObjectWriter {
    * written.
    */
   sort(rec: Rec): 'pass' | 'write' | 'commit';
-  /** Writes one object; resolves to its journal record. */
-  write(rec: Rec): Promise<Rec>;
+  /** Writes one object (or a piece of one); resolves to its journal record, if it has one yet. */
+  write(rec: Rec): Promise<Rec | undefined>;
+  /** Called once the whole input was read and its trailer was valid; throws if it lacks something. */
+  endOfInput?(): void;
   /** Bytes the record holds in memory until written. */
   heldBytes(rec: Rec): number;
   /** Makes what was written so far durable; gives what `out` holds, ready to journal. */
@@ -41,12 +43,13 @@ export function writeCommitLast(ctx: Context, writer: ObjectWriter, jobs: number
               await output.flush(out);
               yield await writer.durable(out);
             }
-            output.job(writer.write(rec).then((written) => [written]), writer.heldBytes(rec));
+            output.job(writer.write(rec).then((written) => (written ? [written] : [])), writer.heldBytes(rec));
           }
         }
         await output.flush(out);
         yield await writer.durable(out);
       }
+      writer.endOfInput?.();
       await output.flush(out, true);
     } catch (err) {
       // Every object that was written is journaled, those after a failed one too, so that a
@@ -61,7 +64,10 @@ export function writeCommitLast(ctx: Context, writer: ObjectWriter, jobs: number
     yield await writer.durable(out);
     if (ctx.signal.aborted) throw ctx.signal.reason;
     try {
-      for (const rec of commits) out.push(await writer.write(rec));
+      for (const rec of commits) {
+        const written = await writer.write(rec);
+        if (written) out.push(written);
+      }
     } finally {
       const journal = await writer.durable(out).catch(() => undefined);
       if (journal) yield journal;

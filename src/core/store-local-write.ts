@@ -33,12 +33,37 @@ export class DurableWriter {
    * changes: `dir`, and the parent of every folder it made.
    */
   async writeTemp(key: string, dir: string, data: Uint8Array, durable: boolean, meanwhile?: () => void): Promise<{ temp: string; folders: string[] }> {
+    const { temp, folders, handle } = await this.openTemp(key, dir);
+    const writing = writeAll(handle, data);
+    try {
+      try {
+        meanwhile?.();
+      } finally {
+        // Settled either way before the file is closed or removed.
+        await writing.catch((err) => {
+          throw this.errors.fs(err, key, 'storing');
+        });
+      }
+      await this.closeTemp(key, handle, durable);
+    } catch (err) {
+      await handle.close().catch(() => {});
+      await fsp.unlink(temp).catch(() => {});
+      throw err instanceof StoreError || err instanceof IntegrityError ? err : this.errors.fs(err, key, 'storing');
+    }
+    return { temp, folders };
+  }
+
+  /**
+   * A new, empty temporary file in `dir` (made if needed), open for writing; gives it with the
+   * folders whose entries the put changes: `dir`, and the parent of every folder it made.
+   */
+  async openTemp(key: string, dir: string): Promise<{ temp: string; folders: string[]; handle: fsp.FileHandle }> {
     for (let attempt = 0; ; attempt++) {
       const folders = await this.makeFolders(key, dir);
       const temp = path.join(dir, TEMP + randomBytes(8).toString('hex'));
-      let handle: fsp.FileHandle;
       try {
-        handle = await fsp.open(temp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o666);
+        const handle = await fsp.open(temp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o666);
+        return { temp, folders, handle };
       } catch (err) {
         // A delete emptied and removed the folder in between: make it again.
         if (errorCode(err) === 'ENOENT' && attempt < 3) {
@@ -47,29 +72,17 @@ export class DurableWriter {
         }
         throw this.errors.fs(err, key, 'storing');
       }
-      const writing = writeAll(handle, data);
-      try {
-        try {
-          meanwhile?.();
-        } finally {
-          // Settled either way before the file is closed or removed.
-          await writing.catch((err) => {
-            throw this.errors.fs(err, key, 'storing');
-          });
-        }
-        if (durable) {
-          await handle.datasync().catch((err) => {
-            throw this.errors.fs(err, key, 'flushing');
-          });
-        }
-        await handle.close();
-      } catch (err) {
-        await handle.close().catch(() => {});
-        await fsp.unlink(temp).catch(() => {});
-        throw err instanceof StoreError || err instanceof IntegrityError ? err : this.errors.fs(err, key, 'storing');
-      }
-      return { temp, folders };
     }
+  }
+
+  /** Flushes a temporary file's data to disk if `durable`, and closes it. */
+  async closeTemp(key: string, handle: fsp.FileHandle, durable: boolean): Promise<void> {
+    if (durable) {
+      await handle.datasync().catch((err) => {
+        throw this.errors.fs(err, key, 'flushing');
+      });
+    }
+    await handle.close();
   }
 
   /** Flushes folders' entries to disk, several at once (each waits on the disk's journal). */

@@ -17,6 +17,7 @@ import { LocalStoreErrors } from './store-local-errors';
 import { encodeKey, walkKeys, type Found } from './store-local-keys';
 import { describe, etagOf, mismatch, readMeta, sidecarOf, type Meta } from './store-local-sidecar';
 import { DurableWriter } from './store-local-write';
+import { LocalPieceWrite } from './store-local-pieces';
 import {
   NotFoundError,
   NULL_VERSION,
@@ -28,6 +29,7 @@ import {
   type ListOptions,
   type ObjectInfo,
   type ObjectStore,
+  type PieceWrite,
   type PutOptions,
   type PutResult,
   type RestoreState,
@@ -103,45 +105,65 @@ export class LocalStore implements ObjectStore {
         throw new IntegrityError(`${this.root}: object ${JSON.stringify(key)}: the data's SHA-256 is ${sha256}, expected ${opts.sha256}; nothing was stored`);
       }
     };
-    const dir = path.dirname(file);
-    const metaFile = sidecarOf(file);
     let folders: string[] = [];
     await this.locked(key, async () => {
-      const written = await this.writer.writeTemp(key, dir, data, true, hashAndCheck);
+      const written = await this.writer.writeTemp(key, path.dirname(file), data, true, hashAndCheck);
       folders = written.folders;
-      const temp = written.temp;
-      const meta: Meta = { size: data.length, etag: etagOf(sha256), sha256 };
-      if (opts.storageClass !== undefined) meta.storageClass = opts.storageClass;
-      if (opts.metadata !== undefined) meta.metadata = opts.metadata;
-      let metaTemp: string | undefined;
-      try {
-        // Not flushed on its own: a sidecar lost in a crash reads as empty or unparsable, which
-        // means "checksums unknown", never a wrong checksum. The folder's flush covers it.
-        metaTemp = (await this.writer.writeTemp(key, dir, Buffer.from(JSON.stringify(meta) + '\n'), false)).temp;
-        // No moment shows new data with the old sidecar: between the two renames the object
-        // has no sidecar, which means "checksums unknown".
-        await fsp.unlink(metaFile).catch((err) => {
-          if (errorCode(err) !== 'ENOENT') throw err;
-        });
-        await fsp.rename(temp, file).catch((err) => {
-          if (errorCode(err) === 'EISDIR') throw this.errors.clash(key, `objects under "${key}/" exist`);
-          throw err;
-        });
-        await fsp.rename(metaTemp, metaFile);
-      } catch (err) {
-        await fsp.unlink(temp).catch(() => {});
-        if (metaTemp) await fsp.unlink(metaTemp).catch(() => {});
-        throw err instanceof StoreError ? err : this.errors.fs(err, key, 'storing');
-      }
-      if (!opts.batch) {
-        await this.writer.syncFolders(folders).catch((err) => {
-          throw this.errors.fs(err, key, 'flushing the folder of');
-        });
-      }
+      await this.install(key, written.temp, { size: data.length, etag: etagOf(sha256), sha256 }, opts, folders);
     });
     // Marked only once stored: a flush() must not report as durable a put still under way.
     if (opts.batch) for (const d of folders) this.unflushed.add(d);
     return { etag: etagOf(sha256), sha256 };
+  }
+
+  async putPieces(key: string, size: number, pieceSize: number, opts: PutOptions = {}): Promise<PieceWrite> {
+    const file = this.pathOf(key);
+    const opened = await this.writer.openTemp(key, path.dirname(file));
+    return new LocalPieceWrite(this.root, key, size, pieceSize, opts, opened, {
+      closeTemp: (handle) => this.writer.closeTemp(key, handle, true),
+      install: async (sha256) => {
+        await this.locked(key, () => this.install(key, opened.temp, { size, etag: etagOf(sha256), sha256 }, opts, opened.folders));
+        if (opts.batch) for (const d of opened.folders) this.unflushed.add(d);
+      },
+    });
+  }
+
+  /**
+   * Renames a flushed temporary file into place as `key`, with its sidecar; the caller holds the
+   * key's lock. The temporary file is removed when that fails. The folders are flushed unless
+   * `opts.batch`.
+   */
+  private async install(key: string, temp: string, meta: Meta, opts: PutOptions, folders: string[]): Promise<void> {
+    const file = this.pathOf(key);
+    const dir = path.dirname(file);
+    const metaFile = sidecarOf(file);
+    if (opts.storageClass !== undefined) meta.storageClass = opts.storageClass;
+    if (opts.metadata !== undefined) meta.metadata = opts.metadata;
+    let metaTemp: string | undefined;
+    try {
+      // Not flushed on its own: a sidecar lost in a crash reads as empty or unparsable, which
+      // means "checksums unknown", never a wrong checksum. The folder's flush covers it.
+      metaTemp = (await this.writer.writeTemp(key, dir, Buffer.from(JSON.stringify(meta) + '\n'), false)).temp;
+      // No moment shows new data with the old sidecar: between the two renames the object
+      // has no sidecar, which means "checksums unknown".
+      await fsp.unlink(metaFile).catch((err) => {
+        if (errorCode(err) !== 'ENOENT') throw err;
+      });
+      await fsp.rename(temp, file).catch((err) => {
+        if (errorCode(err) === 'EISDIR') throw this.errors.clash(key, `objects under "${key}/" exist`);
+        throw err;
+      });
+      await fsp.rename(metaTemp, metaFile);
+    } catch (err) {
+      await fsp.unlink(temp).catch(() => {});
+      if (metaTemp) await fsp.unlink(metaTemp).catch(() => {});
+      throw err instanceof StoreError ? err : this.errors.fs(err, key, 'storing');
+    }
+    if (!opts.batch) {
+      await this.writer.syncFolders(folders).catch((err) => {
+        throw this.errors.fs(err, key, 'flushing the folder of');
+      });
+    }
   }
 
   async flush(): Promise<void> {

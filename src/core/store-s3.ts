@@ -21,8 +21,9 @@ import { describeObject, listedObject, metadataProblem, SHA256_META } from './st
 import { DEFAULT_PART_SIZE, MIN_PART_SIZE } from './store-s3-limits';
 import { abortNamedUpload, listUploads, uploadParts } from './store-s3-multipart';
 import { PART_JOBS, readRange, type Target } from './store-s3-transfer';
+import { startPieces } from './store-s3-pieces';
 import { listVersions, versionTarget } from './store-s3-versions';
-import { MAX_KEY_BYTES, StoreError, keyProblem, pageSizeOf, type GetOptions, type GetResult, type ListOptions, type ObjectInfo, type ObjectStore, type PutOptions, type PutResult, type RestoreOptions, type RestoreState, type UnfinishedWrite } from './store';
+import { MAX_KEY_BYTES, StoreError, keyProblem, pageSizeOf, type GetOptions, type GetResult, type ListOptions, type ObjectInfo, type ObjectStore, type PieceWrite, type PutOptions, type PutResult, type RestoreOptions, type RestoreState, type UnfinishedWrite } from './store';
 
 const DELETE_BATCH = 1000;
 // Smaller objects are hashed at once: moving them to a thread costs more than it saves.
@@ -162,6 +163,13 @@ export class S3Store implements ObjectStore {
       return this.client.send(put, { abortSignal: this.policy.signal });
     });
     return { etag: res.ETag!, sha256, versionId: versionOf(res.VersionId) };
+  }
+
+  async putPieces(key: string, size: number, pieceSize: number, opts: PutOptions = {}): Promise<PieceWrite> {
+    const problem = metadataProblem(opts.metadata);
+    if (problem) throw new StoreError(`${this.url}: object ${JSON.stringify(key)}: ${problem}`, 'permanent', key);
+    const metadata = opts.sha256 === undefined ? { ...opts.metadata } : { ...opts.metadata, [SHA256_META]: opts.sha256 };
+    return startPieces(this.target(key), this.url, key, size, pieceSize, { ...opts, metadata });
   }
 
   /** A put is durable on S3 once it succeeded: nothing is left to flush. */

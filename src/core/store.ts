@@ -1,11 +1,10 @@
-// The object store contract: what every store (a local directory, S3) must guarantee, the store
-// URL grammar, and the factory that opens a store from its URL.
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+// The object store contract: what every store (a local directory, S3) must guarantee, and the
+// factory that opens a store from its URL.
 import type { Context } from './command';
-import { SluiceError, UsageError } from './errors';
+import { SluiceError } from './errors';
 import { LINE, type Rec } from './records';
 import { LocalStore } from './store-local';
+import { parseStoreUrl } from './store-url';
 import type { S3StoreOptions } from './store-s3';
 import type { UploadJournal } from './upload-journal';
 
@@ -106,6 +105,20 @@ export interface PutOptions {
   uploads?: UploadJournal;
 }
 
+/** An object being written in pieces (ObjectStore.putPieces). */
+export interface PieceWrite {
+  /** Stores piece `index` (bytes from index × pieceSize); pieces may come in any order, several at once. */
+  write(index: number, data: Uint8Array): Promise<void>;
+  /**
+   * Makes the object appear, whole, once every piece was written; `sha256` is the SHA-256 of all
+   * its bytes (the caller hashed them in order). One that differs from putPieces()'s
+   * `opts.sha256` is an IntegrityError and nothing is stored. Durable as a put with `batch`.
+   */
+  commit(sha256: string): Promise<PutResult>;
+  /** Drops what was written (best effort); nothing is stored. */
+  abort(): Promise<void>;
+}
+
 /** A write begun and never finished: a multipart upload, or a temporary file. */
 export interface UnfinishedWrite {
   /** The key being written (a directory: the folder's key prefix, ending in "/" or empty). */
@@ -185,6 +198,17 @@ export interface ObjectStore {
   put(key: string, data: Uint8Array, opts?: PutOptions): Promise<PutResult>;
 
   /**
+   * Begins writing an object of `size` bytes that arrives in pieces of `pieceSize` bytes (the
+   * last one shorter), too large to hold whole: S3 makes each piece a part of one multipart
+   * upload, a directory writes them into one temporary file. Nothing shows under `key` until
+   * commit(); a write that is aborted, or never committed, leaves the old object (or none).
+   * With `opts.sha256` (known before the bytes are, as when copying a stored object) the store
+   * keeps it as the object's checksum; without, a directory keeps the one commit() is given
+   * and S3 keeps none. Journals of uploads (`opts.uploads`) are not used.
+   */
+  putPieces(key: string, size: number, pieceSize: number, opts?: PutOptions): Promise<PieceWrite>;
+
+  /**
    * Makes durable every object whose put (with `batch`) resolved before this call; a store
    * whose puts are durable when they resolve has nothing to do. Call it before recording
    * anywhere that those objects exist, and before writing an object that points to them.
@@ -244,33 +268,7 @@ export function isTransient(err: unknown): boolean {
 
 export { MAX_KEY_BYTES, compareKeys, keyProblem } from './store-keys';
 
-export type StoreLocation = { kind: 'local'; root: string } | { kind: 's3'; bucket: string; prefix: string };
-
-/**
- * Store URLs: `s3://bucket` or `s3://bucket/prefix` (the prefix is a folder: keys go under
- * `prefix/`), `file:///absolute/dir`, or a plain path (`/backups/disk`, `./out`, `out`),
- * resolved against the working directory. Throws a UsageError for anything else.
- */
-export function parseStoreUrl(url: string): StoreLocation {
-  if (url === '' || url === '-') throw new UsageError(`${JSON.stringify(url)} is not a store URL: give a directory or s3://bucket/prefix`);
-  const s3 = /^s3:\/\/([^/]*)\/?(.*)$/i.exec(url);
-  if (s3) {
-    const [, bucket, rest] = s3;
-    if (!/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(bucket)) throw new UsageError(`${url}: ${JSON.stringify(bucket)} is not an S3 bucket name`);
-    return { kind: 's3', bucket, prefix: rest === '' || rest.endsWith('/') ? rest : rest + '/' };
-  }
-  if (/^file:/i.test(url)) {
-    let root: string;
-    try {
-      root = fileURLToPath(url);
-    } catch (err) {
-      throw new UsageError(`${url}: not a local file URL (${(err as Error).message}); write file:///absolute/path`);
-    }
-    return { kind: 'local', root: path.resolve(root) };
-  }
-  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(url)) throw new UsageError(`${url}: unsupported store URL (use a directory, file:///dir or s3://bucket/prefix)`);
-  return { kind: 'local', root: path.resolve(url) };
-}
+export { parseStoreUrl, type StoreLocation } from './store-url';
 
 /**
  * Opens the store a URL names; `s3` (endpoint, region, profile, abort signal) applies to

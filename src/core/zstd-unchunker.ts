@@ -13,6 +13,7 @@ import { VolumeHeader } from './volume-header';
 import { BufferPool } from './buffer-pool';
 import { chunkBlocks, type Chunk } from './chunk-frames';
 import { fspHeader } from './fsp-header';
+import { isPiece, pieceRefusal } from './object-pieces';
 import { ZstdPool } from './zstd-pool';
 
 // A chunk's blocks at most: the size of the buffers chunks are decompressed into.
@@ -86,6 +87,7 @@ export class Unchunker {
   private async *object(rec: ObjectRec): AsyncGenerator<Chunk & { frame: Buffer }> {
     const key = typeof rec.key === 'string' ? rec.key : '';
     if (!key) throw badRecord(this.ctx, rec, 'an object record without a "key"');
+    if (isPiece(rec)) throw badRecord(this.ctx, rec, pieceRefusal(rec));
     if (this.opts.layout === 'fsp') return yield* this.fspObject(rec, key);
     const parsed = parseDefaultKey(key);
     if (!parsed) return this.unknown(rec, key, parseFspKey(key) ? ' (it looks like the fsp layout: give --layout fsp)' : '');

@@ -10,6 +10,8 @@ import { s3Settings, storeFlags, STORE_OPTIONS_TEXT } from '../core/store-s3-fla
 import { DEFAULT_PART_SIZE, MAX_PART_SIZE, MIN_PART_SIZE } from '../core/store-s3-limits';
 import { UploadJournal } from '../core/upload-journal';
 import { abortStale, DEFAULT_STALE_AGE } from './s3-put-stale';
+import { PieceJoiner } from './s3-put-pieces';
+import { isPiece } from '../core/object-pieces';
 
 // Data held for objects being written: two 32 MiB chunks at once keep a local disk busy, and
 // memory stays bounded whatever the number of jobs.
@@ -108,7 +110,11 @@ export const main = command({
     const uploads = uploadsFile === undefined ? undefined : await UploadJournal.open(uploadsFile, ctx.log);
     try {
       const writer = new Writer(ctx, store, { storageClass: stringFlag(args, 'storage-class'), metadata: metadataFlag(args), uploads });
-      await transform(ctx, {}, writeCommitLast(ctx, writer, jobs, MAX_BYTES_IN_FLIGHT));
+      try {
+        await transform(ctx, {}, writeCommitLast(ctx, writer, jobs, MAX_BYTES_IN_FLIGHT));
+      } finally {
+        await writer.pieces.abandon();
+      }
     } finally {
       await uploads?.close();
     }
@@ -137,6 +143,7 @@ interface WriteOptions {
 
 class Writer implements ObjectWriter {
   private readonly storageClass: string | undefined;
+  readonly pieces: PieceJoiner;
 
   constructor(
     private readonly ctx: Context,
@@ -144,11 +151,18 @@ class Writer implements ObjectWriter {
     private readonly opts: WriteOptions,
   ) {
     this.storageClass = opts.storageClass;
+    this.pieces = new PieceJoiner(ctx, store, (sha256) => ({ sha256, storageClass: this.storageClass, metadata: opts.metadata, batch: true }));
   }
 
   private commitBytes = 0;
 
   sort(rec: Rec): 'pass' | 'write' | 'commit' {
+    if (isPiece(rec)) {
+      this.checkKey(rec);
+      this.pieces.accept(rec);
+      return 'write';
+    }
+    this.pieces.interrupt(rec);
     if (rec.type !== 'object') {
       if (rec.type === 'block' && rec[PAYLOAD]) {
         throw badRecord(this.ctx, rec, 'a block with data: s3-put stores objects; make objects of blocks first (zstd-chunk)');
@@ -172,8 +186,7 @@ class Writer implements ObjectWriter {
 
   /** Refuses an object record that cannot be written as it is. */
   check(rec: Rec): void {
-    const problem = keyProblem(rec.key);
-    if (problem) throw badRecord(this.ctx, rec, problem);
+    this.checkKey(rec);
     const key = JSON.stringify(rec.key);
     if (!rec[PAYLOAD] && rec.len !== 0) {
       throw badRecord(this.ctx, rec, `object ${key} has no data (no "len"): s3-put writes object frames; read the data with s3-get first`);
@@ -186,6 +199,15 @@ class Writer implements ObjectWriter {
     if (rec.sha256 !== undefined && typeof rec.sha256 !== 'string') throw badRecord(this.ctx, rec, `object ${key}: "sha256" must be a base64 string`);
   }
 
+  private checkKey(rec: Rec): void {
+    const problem = keyProblem(rec.key);
+    if (problem) throw badRecord(this.ctx, rec, problem);
+  }
+
+  endOfInput(): void {
+    this.pieces.endOfInput();
+  }
+
   /** Checks a held object at once, rather than after everything else was written. */
   checkSha(rec: Rec): void {
     if (typeof rec.sha256 !== 'string') return;
@@ -194,11 +216,16 @@ class Writer implements ObjectWriter {
   }
 
   /** Stores the object; resolves to its journal record. */
-  async write(rec: Rec): Promise<Rec> {
+  async write(rec: Rec): Promise<Rec | undefined> {
     const data = this.data(rec);
     let written;
     try {
-      written = await this.store.put(rec.key as string, data, {
+      if (isPiece(rec)) {
+        written = await this.pieces.write(rec);
+        // Journaled once, as the whole object, by its last piece.
+        if (!written) return undefined;
+        delete rec.offset;
+      } else written = await this.store.put(rec.key as string, data, {
         sha256: rec.sha256 as string | undefined,
         storageClass: this.storageClass,
         metadata: this.opts.metadata,
@@ -209,7 +236,7 @@ class Writer implements ObjectWriter {
       throw storeErrorAt(this.ctx, rec, err);
     }
     delete rec[PAYLOAD];
-    rec.size = data.length;
+    rec.size ??= data.length;
     rec.etag = written.etag;
     rec.sha256 = written.sha256;
     rec.store = this.store.url;

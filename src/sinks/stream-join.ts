@@ -4,6 +4,7 @@ import { sha256b64 } from '../core/digest';
 import { IntegrityError, InvalidInputError, UsageError } from '../core/errors';
 import { openFileTarget, type FileTarget } from '../core/file-target';
 import { LINE, PAYLOAD, type Rec } from '../core/records';
+import { isPiece, pieceRefusal } from '../core/object-pieces';
 import { badRecord, integrityError, sink } from '../core/stage';
 import { manifestKey, manifestProblem, parseLayoutKey, partKey, type StreamManifest } from '../core/stream-layout';
 
@@ -119,6 +120,7 @@ class Joiner {
     const ctx = this.ctx;
     if (rec.type === 'block' || rec.type === 'volume') throw badRecord(ctx, rec, `a ${rec.type} record: stream-join takes the objects of stream-chunk (a block stream goes to file-write)`);
     if (rec.type !== 'object') return undefined;
+    if (isPiece(rec)) throw badRecord(ctx, rec, pieceRefusal(rec));
     this.lastRec = rec;
     const key = rec.key;
     if (typeof key !== 'string') throw badRecord(ctx, rec, `an object without a string "key"`);

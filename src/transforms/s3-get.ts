@@ -1,4 +1,6 @@
-import { command, EXIT_STATUS_TEXT, intFlag, type Context } from '../core/command';
+import { command, EXIT_STATUS_TEXT, intFlag, sizeFlag, type Context } from '../core/command';
+import { DEFAULT_PIECE_SIZE, MAX_PIECE_SIZE, MIN_PIECE_SIZE } from '../core/object-pieces';
+import { pieceJobs, type PieceJob } from './s3-get-pieces';
 import { DEFAULT_MAX_PAYLOAD } from '../core/decode';
 import { sha256b64 } from '../core/digest';
 import { IntegrityError, SluiceError } from '../core/errors';
@@ -26,9 +28,20 @@ directory holds only version "null". A delete marker ("deleteMarker": true) has 
 is refused. An archived object (GLACIER, DEEP_ARCHIVE) must be restored first: put s3-restore
 before s3-get.
 
+An object larger than --pieces-above comes out in pieces: consecutive frames of its key, each
+with "offset" (where its bytes go) and the whole object's "size", "etag" and "sha256", every
+one --piece-size bytes but the last. They are read as ranges, several at once, and the last
+piece goes out only after the whole object's SHA-256 matched. s3-put joins them into one
+object; the stages that need whole objects refuse them. The pieces of one object must all
+come from the same version of it (the same ETag, and the record's when it has one).
+
 Options:
-  -j, --jobs N             objects read at once, 1 to 64 (default 8); memory holds up to N
-                           objects
+  -j, --jobs N             objects (or pieces) read at once, 1 to 64 (default 8); memory
+                           holds up to N of them
+  --pieces-above SIZE      read objects larger than this in pieces (default and most: 256M,
+                           the largest frame)
+  --piece-size SIZE        bytes per piece, 5M to 256M (default 8M; grown for objects of
+                           more than 10,000 pieces)
 ${STORE_OPTIONS_TEXT}
   -h, --help               show this text
 
@@ -36,6 +49,7 @@ Examples:
   s3-list /backups/vol-1 | s3-get | zstd-unchunk | file-write restored.img
   s3-list /backups/a | s3-get -j 16 | s3-put /backups/b > copy.journal
   s3-list --prefix zstd/ /backups/vol-1 | s3-get | count
+  s3-list s3://bkt/images | s3-get --pieces-above 64M | s3-put /restore/images
 
 An object that is not there ends the run with status 1, a mismatch with status 5, each
 naming the input line and the key.
@@ -46,15 +60,16 @@ ${EXIT_STATUS_TEXT}
 export const main = command({
   name: 's3-get',
   usage: USAGE,
-  flags: storeFlags({ string: ['jobs'], alias: { j: 'jobs' } }),
+  flags: storeFlags({ string: ['jobs', 'pieces-above', 'piece-size'], alias: { j: 'jobs' } }),
   positionals: { max: 1 },
   async run(args, ctx) {
     const jobs = intFlag(args, 'jobs', 8, 1, 64);
+    const pieces = { above: sizeFlag(args, 'pieces-above', MAX_PIECE_SIZE, MIN_PIECE_SIZE, MAX_PIECE_SIZE), size: sizeFlag(args, 'piece-size', DEFAULT_PIECE_SIZE, MIN_PIECE_SIZE, MAX_PIECE_SIZE) };
     // Objects are checked against their stored SHA-256 on these threads: on the main thread,
     // hashing took a third of a download's time.
     const sha = new ShaPool();
     const settings = { ...s3Settings(args, ctx.signal), sha };
-    const fetcher = new Fetcher(ctx, settings, args._[0] === undefined ? undefined : openStore(args._[0], settings));
+    const fetcher = new Fetcher(ctx, settings, args._[0] === undefined ? undefined : openStore(args._[0], settings), pieces);
     try {
       await fetchAll(ctx, fetcher, jobs);
     } finally {
@@ -72,11 +87,14 @@ function fetchAll(ctx: Context, fetcher: Fetcher, jobs: number): Promise<void> {
           output.records(rec);
           continue;
         }
-        while (output.full) {
-          await output.flush(out);
-          yield out.take();
+        const pieces = await fetcher.pieces(rec);
+        for (const job of pieces ?? [{ start: () => fetcher.fetch(rec).then((got) => [got]), bytes: 0 }]) {
+          while (output.full) {
+            await output.flush(out);
+            yield out.take();
+          }
+          output.job(job.start(), job.bytes);
         }
-        output.job(fetcher.fetch(rec).then((got) => [got]));
       }
       await output.flush(out);
       yield out.take();
@@ -103,11 +121,36 @@ class Fetcher {
     private readonly ctx: Context,
     settings: S3Settings,
     given: ObjectStore | undefined,
+    private readonly piecing: { above: number; size: number },
   ) {
     this.stores = new RecordStores(ctx, settings, given);
   }
 
-  async fetch(rec: Rec): Promise<Rec> {
+  /** The jobs that read the record's object in pieces, or undefined to read it whole. */
+  async pieces(rec: Rec): Promise<PieceJob[] | undefined> {
+    this.check(rec);
+    let size = rec.size as number | undefined;
+    const key = rec.key as string;
+    const versionId = rec.versionId as string | undefined;
+    const store = this.stores.for(rec);
+    // A version's size comes with its listing; a current object's can be asked for.
+    if (size === undefined && versionId === undefined) {
+      try {
+        size = (await store.head(key)).size;
+      } catch (err) {
+        throw storeErrorAt(this.ctx, rec, withHint(err, versionId));
+      }
+    }
+    if (size === undefined || size <= this.piecing.above) return undefined;
+    return pieceJobs(this.ctx, store, rec, size, this.piecing.size, (range) =>
+      store.get(key, { range, versionId }).catch((err: unknown) => {
+        throw storeErrorAt(this.ctx, rec, withHint(err, versionId));
+      }),
+    );
+  }
+
+  /** Refuses a record that names no readable object. */
+  private check(rec: Rec): void {
     const ctx = this.ctx;
     const problem = keyProblem(rec.key);
     if (problem) throw badRecord(ctx, rec, problem);
@@ -119,6 +162,13 @@ class Fetcher {
     const versionId = rec.versionId;
     if (versionId !== undefined && (typeof versionId !== 'string' || versionId === '')) throw badRecord(ctx, rec, `object ${JSON.stringify(key)}: "versionId" must be a non-empty string, got ${JSON.stringify(versionId)}`);
     if (rec.deleteMarker === true) throw badRecord(ctx, rec, `object ${JSON.stringify(key)} version ${versionId}: a delete marker has no data (leave out records with "deleteMarker": true)`);
+  }
+
+  async fetch(rec: Rec): Promise<Rec> {
+    const ctx = this.ctx;
+    const key = rec.key as string;
+    const size = rec.size;
+    const versionId = rec.versionId as string | undefined;
     const store = this.stores.for(rec);
     let read;
     try {

@@ -1,0 +1,72 @@
+// How s3-get reads an object too large for one frame: as pieces (src/core/object-pieces.ts),
+// one ranged read each, several at once. The pieces are hashed in order as they arrive; every
+// one must come from the same object (its ETag, and the record's when it has one), and the last
+// piece goes out only once the whole object's SHA-256 matched the one the store kept and the
+// record gives, so that a stage after s3-get never completes an object from bytes that fail
+// their check.
+import type { Context } from '../core/command';
+import { OrderedHash, pieceSizeFor, MAX_PIECED_SIZE } from '../core/object-pieces';
+import { PAYLOAD, type Rec } from '../core/records';
+import { integrityError, recordAt } from '../core/stage';
+import { type GetResult, type ObjectInfo, type ObjectStore } from '../core/store';
+import { SluiceError } from '../core/errors';
+
+export interface PieceJob {
+  /** Starts the piece's read; resolves to its record with data. */
+  start(): Promise<Rec[]>;
+  bytes: number;
+}
+
+/**
+ * The jobs that read `rec`'s object of `size` bytes in pieces of about `preferred` bytes. Each
+ * job's read begins when it is started; start them in order. `read` makes a ranged read and
+ * gives its errors their place in the input.
+ */
+export function pieceJobs(ctx: Context, store: ObjectStore, rec: Rec, size: number, preferred: number, read: (range: { start: number; end: number }) => Promise<GetResult>): PieceJob[] {
+  const key = rec.key as string;
+  const shown = JSON.stringify(key);
+  const pieceSize = pieceSizeFor(size, preferred);
+  if (pieceSize === undefined) throw new SluiceError(`${recordAt(ctx, rec)}: object ${shown} is ${size} bytes; pieces carry at most ${MAX_PIECED_SIZE}`);
+  const hash = new OrderedHash();
+  let first: ObjectInfo | undefined;
+  const count = Math.ceil(size / pieceSize);
+  const jobs: PieceJob[] = [];
+  for (let index = 0; index < count; index++) {
+    const start = index * pieceSize;
+    const end = Math.min(size, start + pieceSize);
+    const last = index === count - 1;
+    const check = ({ data, info }: GetResult) => {
+      if (data.length !== end - start) throw integrityError(ctx, rec, `object ${shown}: ${data.length} bytes read at offset ${start}, ${end - start} were asked for (the object is ${size} bytes, the record says)`);
+      first ??= info;
+      if (info.etag !== first.etag || (typeof rec.etag === 'string' && info.etag !== undefined && info.etag !== rec.etag)) {
+        throw integrityError(ctx, rec, `object ${shown} changed while it was read in pieces (ETag ${info.etag} at offset ${start}, ${typeof rec.etag === 'string' ? rec.etag : first.etag} expected)`);
+      }
+    };
+    jobs.push({
+      bytes: end - start,
+      start: async () => {
+        const got = await hash.add(read({ start, end }), (r) => r.data, check);
+        const out: Rec = { ...rec, [PAYLOAD]: got.data, size, offset: start, store: store.url };
+        const etag = first!.etag ?? rec.etag;
+        if (etag !== undefined) out.etag = etag;
+        const expected = expectedSha(ctx, rec, first!);
+        if (expected !== undefined) out.sha256 = expected;
+        if (last) {
+          const actual = await hash.digest();
+          if (expected !== undefined && actual !== expected) throw integrityError(ctx, rec, `object ${shown}: the SHA-256 of its ${size} bytes is ${actual}, ${rec.sha256 === undefined ? 'the store keeps' : 'the record says'} ${expected}`);
+        }
+        return [out];
+      },
+    });
+  }
+  return jobs;
+}
+
+/** The whole object's SHA-256 as the record and the store give it; they must agree. */
+function expectedSha(ctx: Context, rec: Rec, info: ObjectInfo): string | undefined {
+  const given = typeof rec.sha256 === 'string' ? rec.sha256 : undefined;
+  if (given !== undefined && info.sha256 !== undefined && given !== info.sha256) {
+    throw integrityError(ctx, rec, `object ${JSON.stringify(rec.key)}: the record's SHA-256 is ${given}, the store keeps ${info.sha256}`);
+  }
+  return given ?? info.sha256;
+}

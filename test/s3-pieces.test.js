@@ -1,0 +1,215 @@
+'use strict';
+// Objects larger than a frame: s3-get reads them in pieces (ranged reads, several at once, the
+// whole SHA-256 checked before the last piece goes out) and s3-put joins the pieces into one
+// object (one multipart upload on S3, one temporary file in a directory), on moto and on the
+// local store. A piece stream that is damaged, cut short, out of order or interrupted stores
+// nothing and leaves no upload or temporary file behind.
+const { describe, it, before, after } = require('node:test');
+const assert = require('node:assert');
+const crypto = require('node:crypto');
+const fs = require('node:fs');
+const path = require('node:path');
+const { HeadObjectCommand, ListMultipartUploadsCommand, S3Client } = require('@aws-sdk/client-s3');
+const { sh, ok, describe: account, tmpdir } = require('./lib/run');
+const { startMoto } = require('./lib/moto');
+const { initDigest } = require('../dist/core/digest.js');
+const { frames, decodeAll, PAYLOAD } = require('./lib/frames');
+
+const MiB = 1 << 20;
+const work = tmpdir('sluice-pieces-');
+const sha256 = (data) => crypto.createHash('sha256').update(data).digest('base64');
+let moto;
+let client;
+let n = 0;
+const fresh = (name) => path.join(work, `${name}-${n++}`);
+
+// 21 MiB and a byte: in pieces of 5 MiB, five pieces, the last one short.
+const big = crypto.randomBytes(21 * MiB + 1);
+const small = Buffer.from('a small object beside the big one\n');
+
+const linesOf = (stdout) => stdout.toString().trim().split('\n').map((l) => JSON.parse(l));
+
+/** The pieces of `data` as s3-get makes them, `pieceSize` bytes each but the last. */
+function piecesOf(key, data, pieceSize, extra = {}) {
+  const out = [];
+  for (let offset = 0; offset < data.length; offset += pieceSize) {
+    out.push({ type: 'object', key, size: data.length, offset, ...extra, data: data.subarray(offset, offset + pieceSize) });
+  }
+  return out;
+}
+
+/** A local store holding the big and the small object, written by s3-put (so with their checksums). */
+async function sourceDir() {
+  const dir = fresh('src');
+  const input = frames([{ type: 'object', key: 'small.txt', data: small }]);
+  await ok(`s3-put ${dir} > /dev/null`, { input });
+  // Written as a plain file too: a directory's object is a file.
+  fs.writeFileSync(path.join(dir, 'big image.bin'), big);
+  return dir;
+}
+
+async function uploadsLeft(bucket) {
+  const res = await client.send(new ListMultipartUploadsCommand({ Bucket: bucket }));
+  return res.Uploads ?? [];
+}
+
+function tempFilesIn(dir) {
+  return fs.existsSync(dir) ? fs.readdirSync(dir).filter((f) => !f.startsWith('%.meta.') && f !== 'big image.bin' && f !== 'small.txt') : [];
+}
+
+before(async () => {
+  await initDigest();
+  moto = await startMoto();
+  moto.useEnv();
+  client = new S3Client({ endpoint: moto.url, forcePathStyle: true, region: 'us-east-1' });
+});
+
+after(async () => {
+  client?.destroy();
+  await moto?.stop();
+});
+
+describe('s3-get in pieces', () => {
+  it('reads an object larger than --pieces-above as consecutive pieces with offsets, the whole size and checksum', async () => {
+    const dir = await sourceDir();
+    // The checksum is there once the object was stored by s3-put.
+    const copy = fresh('copy');
+    await ok(`s3-list "${dir}" | s3-get --pieces-above 8M --piece-size 5M | s3-put "${copy}" > /dev/null`);
+    const r = await ok(`s3-list "${copy}" | s3-get --pieces-above 8M --piece-size 5M`);
+    const recs = decodeAll(r.stdout).filter((rec) => rec.type === 'object');
+    const pieces = recs.filter((rec) => rec.key === 'big image.bin');
+    assert.deepStrictEqual(pieces.map((p) => p.offset), [0, 5, 10, 15, 20].map((m) => m * MiB));
+    assert.deepStrictEqual(pieces.map((p) => p[PAYLOAD].length), [5 * MiB, 5 * MiB, 5 * MiB, 5 * MiB, MiB + 1]);
+    for (const p of pieces) {
+      assert.strictEqual(p.size, big.length);
+      assert.strictEqual(p.sha256, sha256(big));
+    }
+    assert.ok(Buffer.concat(pieces.map((p) => p[PAYLOAD])).equals(big));
+    // The small object is whole, without "offset".
+    const whole = recs.find((rec) => rec.key === 'small.txt');
+    assert.strictEqual(whole.offset, undefined);
+    assert.ok(whole[PAYLOAD].equals(small));
+  });
+
+  it('refuses to let the last piece out when the whole object does not match its checksum (status 5)', async () => {
+    const dir = await sourceDir();
+    const listing = (await ok(`s3-list "${dir}"`)).stdout.toString();
+    const damaged = listing.split('\n').filter(Boolean).map((l) => JSON.parse(l));
+    const input = frames(damaged.filter((rec) => rec.type === 'object').map((rec) => (rec.key === 'big image.bin' ? { ...rec, sha256: sha256(small) } : rec)));
+    const dst = fresh('dst');
+    const bad = await sh(`s3-get --pieces-above 8M --piece-size 5M | s3-put "${dst}"`, { input });
+    assert.strictEqual(bad.statuses[0], 5, account(bad));
+    assert.match(bad.stderr, /big image\.bin.*SHA-256/);
+    assert.ok(!fs.existsSync(path.join(dst, 'big image.bin')), 'no object made of pieces that failed their check');
+    assert.deepStrictEqual(tempFilesIn(dst), []);
+  });
+
+  it('stages that need whole objects refuse pieces, naming the key', async () => {
+    const input = frames(piecesOf('s/0000000000', big, 8 * MiB));
+    const joined = fresh('joined');
+    const r = await sh(`stream-join "${joined}"`, { input });
+    assert.strictEqual(r.code, 4, account(r));
+    assert.match(r.stderr, /stdin:1: object "s\/0000000000" comes in pieces/);
+    assert.ok(!fs.existsSync(joined));
+    const chunks = frames(piecesOf('vol/zstd/0000000000', big, 8 * MiB));
+    const z = await sh('zstd-unchunk', { input: chunks });
+    assert.strictEqual(z.code, 4, account(z));
+    assert.match(z.stderr, /comes in pieces/);
+  });
+});
+
+describe('s3-put joining pieces', () => {
+  it('a directory to moto and back: one object each time, byte-identical, with its SHA-256 kept', async () => {
+    const dir = await sourceDir();
+    await moto.createBucket('pieces-a');
+    const put = await ok(`s3-list "${dir}" | s3-get --pieces-above 8M --piece-size 5M | s3-put s3://pieces-a/data`);
+    const journal = linesOf(put.stdout);
+    const objects = journal.filter((rec) => rec.type === 'object');
+    // One journal record per object, not per piece; no "offset" left on it.
+    assert.deepStrictEqual(objects.map((rec) => rec.key).sort(), ['big image.bin', 'small.txt']);
+    const written = objects.find((rec) => rec.key === 'big image.bin');
+    assert.strictEqual(written.offset, undefined);
+    assert.strictEqual(written.size, big.length);
+    assert.strictEqual(written.sha256, sha256(big));
+    assert.match(written.etag, /-5"$/, 'a multipart object of five parts');
+    assert.strictEqual(journal.at(-1).type, 'end');
+    assert.deepStrictEqual(await uploadsLeft('pieces-a'), []);
+    // The big file had no sidecar, so its checksum was not known before the upload: S3 keeps none.
+    const head = await client.send(new HeadObjectCommand({ Bucket: 'pieces-a', Key: 'data/big image.bin' }));
+    assert.strictEqual(head.ContentLength, big.length);
+
+    // Back from S3 into a directory, and once more to S3 from the directory's checksummed copy.
+    const back = fresh('back');
+    await ok(`s3-list s3://pieces-a/data | s3-get --pieces-above 8M --piece-size 6M | s3-put "${back}" > /dev/null`);
+    assert.ok(fs.readFileSync(path.join(back, 'big image.bin')).equals(big));
+    assert.ok(fs.readFileSync(path.join(back, 'small.txt')).equals(small));
+    await ok(`s3-list "${back}" | s3-get --pieces-above 8M | s3-put s3://pieces-a/again > /dev/null`);
+    const again = await client.send(new HeadObjectCommand({ Bucket: 'pieces-a', Key: 'again/big image.bin' }));
+    assert.strictEqual(again.Metadata['sluice-sha256'], sha256(big), 'a checksum known from the first piece is stored with the object');
+    // Read whole, it is checked against that checksum.
+    const whole = decodeAll((await ok('s3-list --prefix big s3://pieces-a/again | s3-get')).stdout).find((rec) => rec.type === 'object');
+    assert.strictEqual(whole.sha256, sha256(big));
+    assert.ok(whole[PAYLOAD].equals(big));
+  });
+
+  it('an input cut off mid-object stores nothing: no object, no upload, no temporary file (status 3)', async () => {
+    await moto.createBucket('pieces-b');
+    const all = frames(piecesOf('cut.bin', big, 5 * MiB, { sha256: sha256(big) }), { trailer: false });
+    // Three pieces and a part of the fourth.
+    const input = all.subarray(0, Math.floor(3.5 * 5 * MiB));
+    for (const url of ['s3://pieces-b/cut', fresh('cut')]) {
+      const r = await sh(`s3-put "${url}"`, { input });
+      assert.strictEqual(r.code, 3, account(r));
+      if (url.startsWith('s3://')) {
+        assert.deepStrictEqual(await uploadsLeft('pieces-b'), [], 'the multipart upload is aborted');
+        const listed = await ok(`s3-list s3://pieces-b/cut`);
+        assert.deepStrictEqual(linesOf(listed.stdout).filter((rec) => rec.type === 'object'), []);
+      } else {
+        assert.ok(!fs.existsSync(path.join(url, 'cut.bin')));
+        assert.deepStrictEqual(tempFilesIn(url), []);
+      }
+    }
+  });
+
+  it('a valid trailer after only the first pieces of an object is an error too', async () => {
+    await moto.createBucket('pieces-c');
+    const input = frames(piecesOf('short.bin', big, 5 * MiB).slice(0, 2));
+    for (const url of ['s3://pieces-c/short', fresh('short')]) {
+      const r = await sh(`s3-put "${url}"`, { input });
+      assert.strictEqual(r.code, 4, account(r));
+      assert.match(r.stderr, /short\.bin.*ended after 10485760 of its 22020097 bytes/);
+    }
+    assert.deepStrictEqual(await uploadsLeft('pieces-c'), []);
+  });
+
+  it('refuses pieces out of order, of another length, interrupted by another record, or of another checksum', async () => {
+    await moto.createBucket('pieces-d');
+    const pieces = piecesOf('odd.bin', big, 5 * MiB);
+    const cases = [
+      { name: 'out of order', recs: [pieces[0], pieces[2], pieces[1], ...pieces.slice(3)], message: /offset 10485760 came where the one at 5242880 was due/ },
+      { name: 'interrupted', recs: [pieces[0], { type: 'object', key: 'other', data: small }, ...pieces.slice(1)], message: /odd\.bin.*stopped after 5242880 of 22020097 bytes/ },
+      { name: 'first offset', recs: pieces.slice(1), message: /first piece has "offset" 5242880/ },
+      { name: 'small pieces', recs: piecesOf('tiny.bin', big, MiB), message: /pieces must hold/ },
+      { name: 'uneven', recs: [pieces[0], { ...pieces[1], data: pieces[1].data.subarray(1) }], message: /holds 5242879 bytes/ },
+      { name: 'commit', recs: [{ ...pieces[0], commit: true }], message: /commit object cannot come in pieces/ },
+    ];
+    for (const c of cases) {
+      const dst = fresh('odd');
+      const r = await sh(`s3-put "${dst}"`, { input: frames(c.recs) });
+      assert.strictEqual(r.code, 4, `${c.name}: ${account(r)}`);
+      assert.match(r.stderr, c.message, c.name);
+      assert.ok(!fs.existsSync(path.join(dst, 'odd.bin')), c.name);
+      assert.deepStrictEqual(tempFilesIn(dst), [], c.name);
+    }
+    // A wrong whole-object checksum: status 5 on both stores, nothing stored.
+    const wrong = frames(piecesOf('odd.bin', big, 5 * MiB, { sha256: sha256(small) }));
+    for (const url of ['s3://pieces-d/odd', fresh('odd')]) {
+      const r = await sh(`s3-put "${url}"`, { input: wrong });
+      assert.strictEqual(r.code, 5, account(r));
+      assert.match(r.stderr, /odd\.bin.*SHA-256/);
+    }
+    assert.deepStrictEqual(await uploadsLeft('pieces-d'), []);
+    const listed = await ok('s3-list s3://pieces-d/odd');
+    assert.deepStrictEqual(linesOf(listed.stdout).filter((rec) => rec.type === 'object'), []);
+  });
+});
