@@ -48,6 +48,13 @@ a local directory; folders are flushed once per batch of objects, not once per o
 a write fails, every other object that was written is still journaled, and the status is
 that of the failure.
 
+An object larger than a frame comes as pieces (s3-get --pieces-above; docs/FORMAT.md): frames
+of one key with "offset", one after the other. They become the parts of one multipart upload
+(in a directory, one temporary file), and the object appears only once the last piece came
+and the whole object's SHA-256 matched the records' "sha256" (when given; on S3 it is kept
+with the object only then). An input that stops between two pieces stores nothing of that
+object. Pieces are not journaled in --uploads: an interrupted one starts again.
+
 On S3, an object larger than --part-size goes up as a multipart upload, in parts of that size
 (grown for objects beyond 10,000 parts). With --uploads FILE, every upload and every part the
 server accepted is recorded in FILE; an upload cut short (a failure, a signal, a crash) is kept
@@ -79,6 +86,7 @@ Examples:
   s3-list /backups/a | skip --done copy.journal | s3-get | s3-put /backups/b >> copy.journal
   s3-list /data | s3-get | s3-put --uploads up.log --metadata team=db s3://bkt/data > put.journal
   s3-put --abort-stale --older-than 7d s3://bkt/data
+  s3-list /images | s3-get --pieces-above 64M | s3-put s3://bkt/images > put.journal
 
 On an input that ends without its trailer, the objects already written stay (and are
 journaled), no commit object is written, and the status is 3. On SIGINT or SIGTERM no commit
