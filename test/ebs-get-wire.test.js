@@ -1,9 +1,11 @@
 'use strict';
-// ebs-get sends its GetSnapshotBlock requests itself (signed by the SDK's SigV4 signer, on its
-// own keep-alive sockets), not through the SDK's client. The emulator does not check
+// ebs-get sends its GetSnapshotBlock requests itself, and ebs-blocks (like every command that
+// describes a snapshot) its EC2 DescribeSnapshots: signed by the SDK's SigV4 signer, on the
+// session's own keep-alive sockets, not through the SDK's clients. The emulator does not check
 // signatures, so this checks them: a server on 127.0.0.1 verifies each request's SigV4
-// signature with an implementation written here from the specification, and answers with a
-// block. Tokens with "+", "/", "=" and a space show that the query signed is the query sent;
+// signature with an implementation written from the specification (lib/sigv4.js), and answers
+// with a block, a DescribeSnapshots reply or a page of ListSnapshotBlocks (sent by the SDK's
+// client). Tokens with "+", "/", "=" and a space show that the query signed is the query sent;
 // a server whose clock is an hour ahead shows that the signing time is corrected from its Date.
 const test = require('node:test');
 const assert = require('node:assert');
@@ -12,6 +14,7 @@ const fs = require('node:fs');
 const http = require('node:http');
 const path = require('node:path');
 const { EBSClient, GetSnapshotBlockCommand } = require('@aws-sdk/client-ebs');
+const { EC2Client, DescribeSnapshotsCommand } = require('@aws-sdk/client-ec2');
 const xxhash = require('xxhash-wasm');
 const { ok, sh, describe, tmpdir } = require('./lib/run');
 
@@ -20,32 +23,7 @@ const KEY = { id: 'AKIDEXAMPLE', secret: 'wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEK
 const REGION = 'eu-west-1';
 const SNAPSHOT = 'snap-0123456789abcdef0';
 
-const { sha256hex, escape, canonicalQuery, expectedSignature } = require('./lib/sigv4');
-
-// A query is decoded as servers decode forms: an unescaped "+" is a space.
-const formDecode = (s) => decodeURIComponent(s.replace(/\+/g, ' '));
-
-/** Why a request's SigV4 signature is wrong, or undefined when it is right. */
-function signatureProblem(req) {
-  const auth = /^AWS4-HMAC-SHA256 Credential=([^/]+)\/(\d{8})\/([^/]+)\/([^/]+)\/aws4_request, SignedHeaders=([^,]+), Signature=([0-9a-f]{64})$/.exec(req.headers.authorization ?? '');
-  if (!auth) return `no SigV4 Authorization header: ${req.headers.authorization}`;
-  const [, keyId, day, region, service, signedHeaders, signature] = auth;
-  if (keyId !== KEY.id || region !== REGION || service !== 'ebs') return `credential scope ${keyId}/${region}/${service}`;
-  const amzDate = req.headers['x-amz-date'];
-  if (!amzDate?.startsWith(day)) return `x-amz-date ${amzDate} is not of ${day}`;
-  const names = signedHeaders.split(';');
-  if (!names.includes('host') || !names.includes('x-amz-date')) return `host and x-amz-date must be signed: ${signedHeaders}`;
-  if (req.headers['x-amz-security-token'] !== KEY.session || !names.includes('x-amz-security-token')) return 'the session token is missing or unsigned';
-  const [rawPath, rawQuery = ''] = req.url.split('?');
-  // Services other than S3 sign each path segment URI-encoded once more than it is sent.
-  const canonicalPath = rawPath.split('/').map(escape).join('/');
-  const query = canonicalQuery(rawQuery, formDecode);
-  const headers = names.map((h) => `${h}:${String(req.headers[h]).trim().replace(/\s+/g, ' ')}\n`).join('');
-  const payload = req.headers['x-amz-content-sha256'] ?? sha256hex('');
-  const canonical = ['GET', canonicalPath, query, headers, signedHeaders, payload].join('\n');
-  const expected = expectedSignature({ secret: KEY.secret, day, region: REGION, service: 'ebs', amzDate, canonical });
-  return expected === signature ? undefined : `signature ${signature}, expected ${expected} for:\n${canonical}`;
-}
+const { formDecode, signatureProblem } = require('./lib/sigv4');
 
 /** Block data for a (snapshot, index): distinct per block, never all zeros. */
 function blockData(index) {
@@ -57,30 +35,77 @@ function blockData(index) {
 /** SigV4's x-amz-date as a time. */
 const amzTime = (d) => Date.parse(`${d.slice(0, 4)}-${d.slice(4, 6)}-${d.slice(6, 11)}:${d.slice(11, 13)}:${d.slice(13)}`);
 
+// The DescribeSnapshots reply: a tag set before the fields (its items have children of their
+// own, which are not the snapshot's), entities in text, an attribute and an empty element.
+const DESCRIBED = `<?xml version="1.0" encoding="UTF-8"?>
+<DescribeSnapshotsResponse xmlns="http://ec2.amazonaws.com/doc/2016-11-15/">
+  <requestId>59dbff89-35bd-4eac-99ed-be587EXAMPLE</requestId>
+  <snapshotSet>
+    <item>
+      <snapshotId>${SNAPSHOT}</snapshotId>
+      <tagSet><item><key>encrypted</key><value>a &lt;b&gt; &amp; &#99;</value></item><item><status>error</status></item></tagSet>
+      <volumeId>vol-1234567890abcdef0</volumeId>
+      <status>completed</status>
+      <statusMessage/>
+      <progress kind="percent">100%</progress>
+      <volumeSize>3</volumeSize>
+      <description>Daily &amp; weekly</description>
+      <encrypted>true</encrypted>
+    </item>
+  </snapshotSet>
+</DescribeSnapshotsResponse>`;
+
+/** An error as the service sends it: EC2's XML, EBS's JSON with x-amzn-ErrorType. */
+function refuse(res, ec2, status, code, message) {
+  if (ec2) {
+    res.writeHead(status, { 'content-type': 'text/xml;charset=UTF-8' });
+    res.end(`<?xml version="1.0" encoding="UTF-8"?>\n<Response><Errors><Error><Code>${code}</Code><Message>${message.replace(/</g, '&lt;')}</Message></Error></Errors><RequestID>r</RequestID></Response>`);
+    return;
+  }
+  res.writeHead(status, { 'content-type': 'application/json', 'x-amzn-errortype': code });
+  res.end(JSON.stringify({ message, Reason: status === 403 ? 'UNAUTHORIZED_ACCOUNT' : undefined }));
+}
+
 /**
- * A server that answers signed GetSnapshotBlock requests and records every request's verdict.
- * Its clock runs `skewMs` ahead; like AWS it refuses a request signed more than 5 minutes away.
+ * A server that answers signed GetSnapshotBlock, ListSnapshotBlocks and (POST, EC2's Query
+ * API) DescribeSnapshots requests, and records every request's verdict. Its clock runs
+ * `skewMs` ahead; like AWS it refuses a request signed more than 5 minutes away.
  */
 function startVerifier({ skewMs = 0 } = {}) {
   const seen = [];
-  const server = http.createServer((req, res) => {
+  const server = http.createServer(async (req, res) => {
+    const chunks = [];
+    for await (const c of req) chunks.push(c);
+    const body = Buffer.concat(chunks).toString();
+    const ec2 = req.method === 'POST';
     const now = Date.now() + skewMs;
     res.setHeader('date', new Date(now).toUTCString());
     if (Math.abs(amzTime(req.headers['x-amz-date'] ?? '') - now) > 300_000) {
-      seen.push({ url: req.url, problem: 'skew' });
-      res.writeHead(403, { 'content-type': 'application/json', 'x-amzn-errortype': 'InvalidSignatureException' });
-      res.end(JSON.stringify({ message: 'Signature expired: the request time is too far from the server time' }));
+      seen.push({ url: req.url, method: req.method, problem: 'skew' });
+      if (ec2) refuse(res, ec2, 400, 'RequestExpired', 'Request has expired.');
+      else refuse(res, ec2, 403, 'InvalidSignatureException', 'Signature expired: the request time is too far from the server time');
       return;
     }
-    const problem = signatureProblem(req);
-    const m = /^\/snapshots\/([^/]+)\/blocks\/(\d+)\?blockToken=(.*)$/.exec(req.url);
-    seen.push({ url: req.url, problem, token: m && formDecode(m[3]) });
-    if (problem || !m || decodeURIComponent(m[1]) !== SNAPSHOT) {
-      res.writeHead(403, { 'content-type': 'application/json', 'x-amzn-errortype': 'AccessDeniedException' });
-      res.end(JSON.stringify({ message: problem ?? `unexpected request ${req.url}`, Reason: 'UNAUTHORIZED_ACCOUNT' }));
+    const problem = signatureProblem(req, { key: KEY, region: REGION, service: ec2 ? 'ec2' : 'ebs', body });
+    const block = /^\/snapshots\/([^/]+)\/blocks\/(\d+)\?blockToken=(.*)$/.exec(req.url);
+    const list = /^\/snapshots\/([^/]+)\/blocks\?/.exec(req.url);
+    seen.push({ url: req.url, method: req.method, problem, token: block && formDecode(block[3]), form: ec2 ? Object.fromEntries(new URLSearchParams(body)) : undefined, headers: req.headers });
+    const id = block?.[1] ?? list?.[1];
+    if (problem || (!ec2 && (!id || decodeURIComponent(id) !== SNAPSHOT))) {
+      refuse(res, ec2, ec2 ? 401 : 403, ec2 ? 'AuthFailure' : 'AccessDeniedException', problem ?? `unexpected request ${req.url}`);
       return;
     }
-    const data = blockData(Number(m[2]));
+    if (ec2) {
+      res.writeHead(200, { 'content-type': 'text/xml;charset=UTF-8' });
+      res.end(DESCRIBED);
+      return;
+    }
+    if (list) {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ Blocks: [{ BlockIndex: 0, BlockToken: 'AAAA+/b=c d' }, { BlockIndex: 5, BlockToken: 'plain' }], VolumeSize: 3, BlockSize: BLOCK }));
+      return;
+    }
+    const data = blockData(Number(block[2]));
     res.writeHead(200, {
       'content-type': 'application/octet-stream',
       'content-length': BLOCK,
@@ -139,6 +164,95 @@ test('a clock an hour off: the first refusal corrects the signing time, every bl
     }
   } finally {
     server.close();
+  }
+});
+
+/** The volume header and block records of a manifest. */
+const manifestRecords = (stdout) => stdout.toString().trim().split('\n').map((l) => JSON.parse(l)).filter((x) => x.type !== 'end');
+const posts = (server) => server.seen.filter((s) => s.method === 'POST');
+
+test('ebs-blocks signs its EC2 DescribeSnapshots (a form POST, without the EC2 client) and reads the fields it needs', async () => {
+  const server = await startVerifier();
+  try {
+    // The checker accepts what the SDK's EC2 client sends, and the SDK reads the reply as below.
+    const sdk = new EC2Client({ region: REGION, endpoint: `${server.url}/ec2`, credentials: { accessKeyId: KEY.id, secretAccessKey: KEY.secret, sessionToken: KEY.session }, maxAttempts: 1 });
+    const { Snapshots } = await sdk.send(new DescribeSnapshotsCommand({ SnapshotIds: [SNAPSHOT] }));
+    sdk.destroy();
+    const bySdk = server.seen.at(-1);
+    assert.strictEqual(bySdk.problem, undefined, `the SDK's request verifies: ${bySdk.problem}`);
+    assert.deepStrictEqual([Snapshots.length, Snapshots[0].Encrypted, Snapshots[0].VolumeSize, Snapshots[0].State], [1, true, 3, 'completed']);
+
+    // The EC2 endpoint with a path, as the SDK's client is given it above, by its own setting.
+    const r = await ok(`ebs-blocks ${SNAPSHOT}`, { env: { ...env, AWS_ENDPOINT_URL_EBS: server.url, AWS_ENDPOINT_URL_EC2: `${server.url}/ec2` } });
+    const ours = posts(server).at(-1);
+    assert.strictEqual(ours.problem, undefined, `DescribeSnapshots verifies${describe(r)}`);
+    assert.deepStrictEqual([ours.url, ours.form], [bySdk.url, bySdk.form], 'the same request as the SDK client\'s');
+    assert.strictEqual(ours.headers['content-type'], bySdk.headers['content-type']);
+    const [header, ...blocks] = manifestRecords(r.stdout);
+    assert.deepStrictEqual([header.encrypted, header.size], [true, 3 * 2 ** 30], `the snapshot's encryption is the reply's, not its tags'${describe(r)}`);
+    assert.deepStrictEqual(blocks.map((b) => [b.index, b.token]), [[0, 'AAAA+/b=c d'], [5, 'plain']]);
+    assert.strictEqual(r.stderr, '');
+
+    // A wrong secret: EC2's XML error is read as the SDK would raise it; the listing then fails.
+    const forged = await sh(`ebs-blocks --endpoint-url ${server.url} ${SNAPSHOT}`, { env: { ...env, AWS_SECRET_ACCESS_KEY: 'not-the-secret' } });
+    assert.strictEqual(forged.code, 1, describe(forged));
+    assert.match(forged.stderr, /cannot describe the snapshot \(.*DescribeSnapshots: AuthFailure: signature /, describe(forged));
+    assert.match(posts(server).at(-1).problem, /^signature /);
+  } finally {
+    server.close();
+  }
+});
+
+test('a clock an hour off: DescribeSnapshots refused for its time corrects the signing time for the SDK\'s calls too', async () => {
+  const server = await startVerifier({ skewMs: 3600_000 });
+  try {
+    const r = await ok(`ebs-blocks --endpoint-url ${server.url} ${SNAPSHOT}`, { env });
+    assert.deepStrictEqual(server.seen.map((s) => s.problem ?? 'ok'), ['skew', 'ok', 'ok'], `refused once, then DescribeSnapshots and ListSnapshotBlocks verify${describe(r)}`);
+    assert.strictEqual(manifestRecords(r.stdout)[0].encrypted, true, describe(r));
+  } finally {
+    server.close();
+  }
+});
+
+test('the EC2 endpoint is the one the EC2 client resolves, for every partition, FIPS and dual-stack', () => {
+  const { ec2Host } = require('../dist/core/ebs-describe.js');
+  const regions = ['us-east-1', 'eu-west-1', 'us-gov-west-1', 'us-gov-east-1', 'cn-north-1', 'us-iso-east-1', 'us-isob-east-1', 'eu-isoe-west-1', 'us-isof-south-1', 'eusc-de-east-1', 'mx-central-1'];
+  const outcome = (f) => {
+    try {
+      return f();
+    } catch (err) {
+      return `error: ${err.message}`;
+    }
+  };
+  for (const Region of regions) {
+    const ebs = new EBSClient({ region: Region }).config.endpointProvider;
+    const ec2 = new EC2Client({ region: Region }).config.endpointProvider;
+    for (const UseFIPS of [false, true]) {
+      for (const UseDualStack of [false, true]) {
+        const params = { Region, UseFIPS, UseDualStack };
+        const expected = outcome(() => ec2(params).url.href);
+        const ours = outcome(() => {
+          const url = new URL(ebs(params).url.href);
+          url.hostname = ec2Host(url.hostname, params);
+          return url.href;
+        });
+        assert.strictEqual(ours, expected, JSON.stringify(params));
+      }
+    }
+  }
+});
+
+test('DescribeSnapshots replies: the fields of each snapshot; anything else is no reply', () => {
+  const { snapshotItems } = require('../dist/core/ebs-describe.js');
+  assert.deepStrictEqual(snapshotItems(DESCRIBED), [
+    { snapshotId: SNAPSHOT, volumeId: 'vol-1234567890abcdef0', status: 'completed', statusMessage: '', progress: '100%', volumeSize: '3', description: 'Daily & weekly', encrypted: 'true' },
+  ]);
+  const response = (set) => `<?xml version="1.0"?><DescribeSnapshotsResponse xmlns="x"><requestId>r</requestId>${set}</DescribeSnapshotsResponse>`;
+  assert.deepStrictEqual(snapshotItems(response('<snapshotSet/>')), []);
+  assert.deepStrictEqual(snapshotItems(response('<snapshotSet></snapshotSet>')), []);
+  assert.deepStrictEqual(snapshotItems(response('<snapshotSet><item><status>pending</status></item><item><status x="a/b"/></item></snapshotSet>')), [{ status: 'pending' }, { status: '' }]);
+  for (const bad of [DESCRIBED.slice(0, -10), response('<snapshotSet><item></snapshotSet></item>'), '<Response><Errors/></Response>', '', 'not xml', `${DESCRIBED}<x/>`]) {
+    assert.strictEqual(snapshotItems(bad), undefined, bad);
   }
 });
 

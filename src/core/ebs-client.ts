@@ -1,5 +1,6 @@
 // The AWS side shared by every EBS command: the flags that choose region, profile, endpoint and
-// concurrency, and the EBS and EC2 clients built from them.
+// concurrency, and the EBS client built from them. EC2 DescribeSnapshots goes without the EC2
+// client, signed by the EBS client's signer (ebs-describe.ts).
 //
 // The SDK makes one attempt per call (maxAttempts 1): retries are done in ebs-retry.ts, where
 // they are classified, counted and shaped by the adaptive rate. Connections are kept alive and
@@ -9,22 +10,9 @@ import { setMaxListeners } from 'node:events';
 import http from 'node:http';
 import https from 'node:https';
 import { EBSClient } from '@aws-sdk/client-ebs';
-import type { EC2Client } from '@aws-sdk/client-ec2';
 import { intFlag, stringFlag, type Args, type Context, type FlagSpec } from './command';
 import { AdaptiveRate } from './ebs-rate';
 import { Retrier } from './ebs-retry';
-
-type Ec2Module = typeof import('@aws-sdk/client-ec2');
-let ec2Module: Ec2Module | undefined;
-
-/**
- * The EC2 client's module, loaded when first needed: it is large (about 60 MiB of memory once
- * loaded, more than ebs-get needs for all its blocks in flight), and only DescribeSnapshots
- * uses it.
- */
-export function loadEc2(): Ec2Module {
-  return (ec2Module ??= require('@aws-sdk/client-ec2') as Ec2Module);
-}
 
 /** Flags every EBS command takes, merged into its own. */
 export function ebsFlags(own: FlagSpec = {}): FlagSpec {
@@ -73,15 +61,13 @@ export function ebsSettings(args: Args, defaultJobs: number): EbsSettings {
   };
 }
 
-/** The clients and the retry policy of one command run. */
+/** The client and the retry policy of one command run. */
 export class EbsSession {
   readonly ebs: EBSClient;
-  private ec2Client: EC2Client | undefined;
-  private readonly clientConfig;
   readonly retry: Retrier;
   /** Block reads and writes share the per-snapshot budget: one adaptive rate each way. */
   readonly blockRate = new AdaptiveRate();
-  /** Keep-alive sockets, shared by the SDK's clients and the lean block reader (ebs-block-get.ts). */
+  /** Keep-alive sockets, shared by the SDK's client and the requests it signs (ebs-signed.ts). */
   readonly httpAgent: http.Agent;
   readonly httpsAgent: https.Agent;
   readonly requestTimeoutMs = REQUEST_TIMEOUT_MS;
@@ -104,25 +90,17 @@ export class EbsSession {
       requestTimeout: REQUEST_TIMEOUT_MS,
       connectionTimeout: CONNECT_TIMEOUT_MS,
     };
-    const common = {
+    this.ebs = new EBSClient({
       region: settings.region,
       profile: settings.profile,
       endpoint: settings.endpoint,
       maxAttempts: 1,
       requestHandler,
-    };
-    this.clientConfig = common;
-    this.ebs = new EBSClient(common);
+    });
     this.retry = new Retrier(ctx);
-  }
-
-  /** The EC2 client, made on first use (DescribeSnapshots; block reads never need it). */
-  get ec2(): EC2Client {
-    return (this.ec2Client ??= new (loadEc2().EC2Client)(this.clientConfig));
   }
 
   close(): void {
     this.ebs.destroy();
-    this.ec2Client?.destroy();
   }
 }

@@ -5,7 +5,8 @@
 // A NextToken lives an hour; a consumer that is slower than that (a long ebs-get) would find it
 // expired. The listing then starts again after the last block it gave, by StartingBlockIndex.
 import { ListChangedBlocksCommand, ListSnapshotBlocksCommand } from '@aws-sdk/client-ebs';
-import { loadEc2, type EbsSession } from './ebs-client';
+import type { EbsSession } from './ebs-client';
+import { describeSnapshotFields } from './ebs-describe';
 import { EbsCallError, describeError, describeWhere } from './ebs-retry';
 import { SluiceError } from './errors';
 
@@ -110,18 +111,16 @@ export interface SnapshotInfo {
 
 /** EC2 DescribeSnapshots of one snapshot (its state, size and encryption). */
 export async function describeSnapshot(session: EbsSession, snapshotId: string): Promise<SnapshotInfo> {
-  const out = await session.retry.run({ op: 'DescribeSnapshots', snapshotId }, () =>
-    session.ec2.send(new (loadEc2().DescribeSnapshotsCommand)({ SnapshotIds: [snapshotId] }), { abortSignal: session.ctx.signal }),
-  );
-  const snap = out.Snapshots?.[0];
+  const snap = await session.retry.run({ op: 'DescribeSnapshots', snapshotId }, () => describeSnapshotFields(session, snapshotId));
   if (!snap) throw new SluiceError(`${snapshotId}: DescribeSnapshots: no such snapshot`);
+  const volumeSize = snap.volumeSize === undefined ? undefined : Number(snap.volumeSize);
   return {
     snapshotId,
-    state: snap.State,
-    volumeSize: snap.VolumeSize,
-    encrypted: snap.Encrypted,
-    progress: snap.Progress,
-    stateMessage: snap.StateMessage,
+    state: snap.status,
+    volumeSize: Number.isSafeInteger(volumeSize) ? volumeSize : undefined,
+    encrypted: snap.encrypted === 'true' ? true : snap.encrypted === 'false' ? false : undefined,
+    progress: snap.progress,
+    stateMessage: snap.statusMessage,
   };
 }
 

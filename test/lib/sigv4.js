@@ -26,4 +26,33 @@ function expectedSignature({ secret, day, region, service, amzDate, canonical })
   return hmac(signingKey, toSign).toString('hex');
 }
 
-module.exports = { sha256hex, hmac, escape, canonicalQuery, expectedSignature };
+/** A query as servers decode forms: an unescaped "+" is a space. */
+const formDecode = (s) => decodeURIComponent(s.replace(/\+/g, ' '));
+
+/**
+ * Why a request to a service other than S3 (each path segment signed URI-encoded once more than
+ * it is sent) is not signed by `key` (id, secret, session token) for `region` and `service`,
+ * or undefined when it is. `body` is the request's body, whose SHA-256 the signature covers.
+ */
+function signatureProblem(req, { key, region, service, body = '' }) {
+  const auth = /^AWS4-HMAC-SHA256 Credential=([^/]+)\/(\d{8})\/([^/]+)\/([^/]+)\/aws4_request, SignedHeaders=([^,]+), Signature=([0-9a-f]{64})$/.exec(req.headers.authorization ?? '');
+  if (!auth) return `no SigV4 Authorization header: ${req.headers.authorization}`;
+  const [, keyId, day, scopeRegion, scopeService, signedHeaders, signature] = auth;
+  if (keyId !== key.id || scopeRegion !== region || scopeService !== service) return `credential scope ${keyId}/${scopeRegion}/${scopeService}`;
+  const amzDate = req.headers['x-amz-date'];
+  if (!amzDate?.startsWith(day)) return `x-amz-date ${amzDate} is not of ${day}`;
+  const names = signedHeaders.split(';');
+  if (!names.includes('host') || !names.includes('x-amz-date')) return `host and x-amz-date must be signed: ${signedHeaders}`;
+  if (req.headers['x-amz-security-token'] !== key.session || !names.includes('x-amz-security-token')) return 'the session token is missing or unsigned';
+  const payload = sha256hex(body);
+  const declared = req.headers['x-amz-content-sha256'];
+  if (declared !== undefined && declared !== payload) return `x-amz-content-sha256 ${declared} is not the body's ${payload}`;
+  const [rawPath, rawQuery = ''] = req.url.split('?');
+  const canonicalPath = rawPath.split('/').map(escape).join('/');
+  const headers = names.map((h) => `${h}:${String(req.headers[h]).trim().replace(/\s+/g, ' ')}\n`).join('');
+  const canonical = [req.method, canonicalPath, canonicalQuery(rawQuery, formDecode), headers, signedHeaders, payload].join('\n');
+  const expected = expectedSignature({ secret: key.secret, day, region, service, amzDate, canonical });
+  return expected === signature ? undefined : `signature ${signature}, expected ${expected} for:\n${canonical}`;
+}
+
+module.exports = { sha256hex, hmac, escape, canonicalQuery, expectedSignature, formDecode, signatureProblem };

@@ -1,0 +1,216 @@
+// AWS requests made without an SDK client: signed by the SDK's own SigV4 signer (taken from the
+// EBS client, so the credentials, region and identity are the SDK's), sent on the session's
+// keep-alive sockets. Two calls go this way: GetSnapshotBlock, made hundreds of times a second,
+// where the SDK's per-request machinery cost about 1.5 ms of CPU (ebs-block-get.ts); and EC2
+// DescribeSnapshots, whose SDK client takes about 60 MiB of memory once loaded (ebs-describe.ts).
+//
+// Errors are shaped as the SDK's are (name, Reason, $metadata.httpStatusCode), from EBS's JSON
+// bodies and EC2's XML ones alike, so ebs-retry.ts classifies them the same way.
+import http from 'node:http';
+import https from 'node:https';
+import type { EbsSession } from './ebs-client';
+
+interface Signer {
+  sign(request: SignableRequest, options: { signingDate: Date; signingService?: string }): Promise<SignableRequest>;
+}
+
+interface SignableRequest {
+  method: string;
+  protocol: string;
+  hostname: string;
+  port?: number;
+  path: string;
+  query: Record<string, string>;
+  headers: Record<string, string>;
+  body?: string;
+}
+
+export interface Request {
+  method: 'GET' | 'POST';
+  /** Below the endpoint's own path. */
+  path: string;
+  query?: Record<string, string>;
+  headers?: Record<string, string>;
+  body?: string;
+}
+
+/** Reads a 2xx reply; error statuses and a connection cut mid-reply are handled around it. */
+export type Receive<T> = (res: http.IncomingMessage) => Promise<T>;
+
+interface Target {
+  url: URL;
+  signer: Signer;
+}
+
+// Errors a request signed at the wrong time gets (SigV4 allows 5 minutes either way), and the
+// skew beyond which our clock is taken to be the cause: the SDK's own rule.
+const CLOCK_SKEW_ERRORS = new Set(['InvalidSignatureException', 'RequestExpired', 'RequestInTheFuture', 'RequestTimeTooSkewed', 'SignatureDoesNotMatch']);
+const CLOCK_SKEW_MS = 240_000;
+
+// The largest error body read; EBS and EC2 error bodies are a few hundred bytes.
+const MAX_ERROR_BODY = 64 * 1024;
+
+/** One service's endpoint, signed for as `service`; the endpoint is resolved on first use. */
+export class SignedRequests {
+  private target: Promise<Target> | undefined;
+
+  constructor(
+    private readonly session: EbsSession,
+    private readonly service: string,
+    private readonly endpoint: () => Promise<string>,
+    private readonly userAgent: string,
+  ) {}
+
+  /**
+   * Signs and sends a request; `receive` reads a 2xx reply. A signature refused for the time
+   * it carries is signed again once, with the clock offset corrected (by this reply, or by
+   * another request since this one was signed).
+   */
+  async send<T>(req: Request, signal: AbortSignal, receive: Receive<T>): Promise<T> {
+    const offset = this.session.ebs.config.systemClockOffset;
+    try {
+      return await this.attempt(req, signal, receive);
+    } catch (err) {
+      const corrected = offset !== this.session.ebs.config.systemClockOffset || this.correctClock(err);
+      if (!corrected || !isClockSkew(err)) throw err;
+      return this.attempt(req, signal, receive);
+    }
+  }
+
+  private async attempt<T>(req: Request, signal: AbortSignal, receive: Receive<T>): Promise<T> {
+    const { url, signer } = await (this.target ??= this.resolve());
+    const path = `${url.pathname.replace(/\/+$/, '')}${req.path}`;
+    const query = req.query ?? {};
+    const headers: Record<string, string> = { ...req.headers, host: url.host };
+    if (req.body !== undefined) headers['content-length'] = String(Buffer.byteLength(req.body));
+    const signed = await signer.sign(
+      { method: req.method, protocol: url.protocol, hostname: url.hostname, port: url.port ? Number(url.port) : undefined, path, query, headers, body: req.body },
+      { signingDate: new Date(Date.now() + this.session.ebs.config.systemClockOffset), signingService: this.service },
+    );
+    const search = Object.entries(query).map(([k, v]) => `${escapeUri(k)}=${escapeUri(v)}`).join('&');
+    const options: http.RequestOptions = {
+      method: req.method,
+      hostname: url.hostname,
+      port: url.port || undefined,
+      path: search ? `${signed.path}?${search}` : signed.path,
+      headers: { ...signed.headers, 'user-agent': this.userAgent },
+      agent: url.protocol === 'https:' ? this.session.httpsAgent : this.session.httpAgent,
+      signal,
+    };
+    return exchange(this.session.requestTimeoutMs, url.protocol === 'https:', options, req.body, receive);
+  }
+
+  /**
+   * A signature refused for the time it carries, while the service's clock is minutes away
+   * from ours: the offset is corrected (for the SDK's calls too, which share it) and the call
+   * can be made again. True when it was corrected.
+   */
+  private correctClock(err: unknown): boolean {
+    const e = err as { serverTime?: string };
+    if (!isClockSkew(err) || !e.serverTime) return false;
+    const offset = Date.parse(e.serverTime) - Date.now();
+    const config = this.session.ebs.config;
+    if (Number.isNaN(offset) || Math.abs(offset - config.systemClockOffset) < CLOCK_SKEW_MS) return false;
+    config.systemClockOffset = offset;
+    return true;
+  }
+
+  private async resolve(): Promise<Target> {
+    const config = this.session.ebs.config;
+    const signer = (await config.signer({ name: 'sigv4', properties: {} } as never)) as unknown as Signer;
+    return { url: new URL(await this.endpoint()), signer };
+  }
+}
+
+/** The endpoint the EBS client would call: --endpoint-url, the configured one, or its rules'. */
+export async function ebsEndpoint(session: EbsSession): Promise<string> {
+  const config = session.ebs.config;
+  return config.endpointProvider(await endpointParams(session, async () => config.serviceConfiguredEndpoint?.())).url.href;
+}
+
+/** The parameters of the SDK's endpoint rules, which EBS and EC2 take alike. */
+export async function endpointParams(session: EbsSession, configured: () => Promise<string | undefined>) {
+  const config = session.ebs.config;
+  return {
+    Region: await config.region(),
+    UseFIPS: await config.useFipsEndpoint(),
+    UseDualStack: await config.useDualstackEndpoint(),
+    Endpoint: session.settings.endpoint ?? (await configured()),
+  };
+}
+
+function isClockSkew(err: unknown): boolean {
+  return CLOCK_SKEW_ERRORS.has((err as { name?: string } | undefined)?.name ?? '');
+}
+
+/** RFC 3986 escaping, as SigV4 canonicalises the path and query it signs. */
+export function escapeUri(text: string): string {
+  return encodeURIComponent(text).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
+}
+
+function exchange<T>(timeoutMs: number, tls: boolean, options: http.RequestOptions, body: string | undefined, receive: Receive<T>): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const req = (tls ? https : http).request(options, (res) => {
+      const status = res.statusCode ?? 0;
+      if (status < 200 || status >= 300) {
+        readError(res, status).then(reject, reject);
+        return;
+      }
+      receive(res).then(resolve, reject);
+      res.on('error', reject);
+      // A connection cut mid-body ends the reply without 'end' (and, depending on timing,
+      // without 'error'): a transient failure.
+      res.on('close', () => {
+        if (!res.complete) reject(Object.assign(new Error('the connection closed before the reply was received'), { code: 'ECONNRESET' }));
+      });
+    });
+    req.setTimeout(timeoutMs, () => req.destroy(Object.assign(new Error(`no data for ${timeoutMs / 1000} s`), { name: 'TimeoutError' })));
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+export function header(res: http.IncomingMessage, name: string): string | undefined {
+  const v = res.headers[name];
+  return Array.isArray(v) ? v[0] : v;
+}
+
+/** A reply's text, at most `limit` bytes of it; `whole` tells whether that was all. */
+export async function readText(res: http.IncomingMessage, limit: number): Promise<{ text: string; whole: boolean }> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of res as AsyncIterable<Buffer>) {
+    if (size < limit) chunks.push(chunk);
+    size += chunk.length;
+  }
+  return { text: Buffer.concat(chunks).subarray(0, limit).toString('utf8'), whole: size <= limit };
+}
+
+/** An XML element's text, its entities decoded. */
+export function xmlText(raw: string): string {
+  return raw.replace(/&(#x[0-9a-f]+|#\d+|lt|gt|amp|quot|apos);/gi, (_, e: string) => {
+    if (e[0] === '#') return String.fromCodePoint(e[1] === 'x' || e[1] === 'X' ? parseInt(e.slice(2), 16) : Number(e.slice(1)));
+    return { lt: '<', gt: '>', amp: '&', quot: '"', apos: "'" }[e.toLowerCase()]!;
+  });
+}
+
+/**
+ * An error reply as the SDK would raise it: the type from x-amzn-ErrorType or the body (EBS's
+ * JSON, or EC2's XML: <Response><Errors><Error><Code>, <Message>).
+ */
+async function readError(res: http.IncomingMessage, status: number): Promise<Error> {
+  const { text } = await readText(res, MAX_ERROR_BODY);
+  let body: { message?: string; Message?: string; Reason?: string; __type?: string; code?: string } = {};
+  try {
+    body = JSON.parse(text);
+  } catch {
+    const code = /<Code>([^<]*)<\/Code>/.exec(text);
+    const message = /<Message>([^<]*)<\/Message>/.exec(text);
+    // Neither JSON nor XML (a proxy's HTML page, say): the status and the text say what there is to say.
+    if (code) body = { code: xmlText(code[1]), message: message ? xmlText(message[1]) : undefined };
+  }
+  const type = header(res, 'x-amzn-errortype') ?? body.__type ?? body.code ?? `HTTP ${status}`;
+  const name = type.split(':')[0].replace(/^.*#/, '');
+  const message = body.message ?? body.Message ?? (text.trim().slice(0, 200) || `HTTP ${status}`);
+  return Object.assign(new Error(message), { name, Reason: body.Reason, $metadata: { httpStatusCode: status }, serverTime: header(res, 'date') });
+}
