@@ -1,8 +1,10 @@
 // SHA-256 of large buffers on worker threads, so that a command moving hundreds of MiB/s keeps
 // its event loop for I/O. A buffer moves to a thread and back (no copy); it must own its
 // ArrayBuffer (Buffer.allocUnsafeSlow makes such buffers).
+import { createHash } from 'node:crypto';
 import { availableParallelism } from 'node:os';
 import path from 'node:path';
+import { sha256b64 } from './digest';
 import { WORKER_ROLE } from './sha-worker';
 import { WorkerPool } from './worker-pool';
 
@@ -47,4 +49,19 @@ export class ShaPool {
 // A thread hashes about 1.2 GB/s with SHA-NI: two cover what one EBS snapshot can serve.
 function defaultThreads(): number {
   return Math.max(1, Math.min(2, availableParallelism() - 1));
+}
+
+// Smaller buffers are hashed at once: moving them to a thread costs more than it saves.
+export const THREAD_HASH_BYTES = 1 << 20;
+
+/**
+ * The `kind` digest of `data`: on `pool`'s threads when there is a pool and the buffer is large
+ * and owns its ArrayBuffer (it is detached meanwhile, and the bytes come back in `data`), on
+ * this thread otherwise. Use the `data` it gives, never the buffer passed in.
+ */
+export async function digestOf(data: Buffer, kind: Digest, pool: ShaPool | undefined): Promise<{ data: Buffer; digest: string }> {
+  const ab = data.buffer;
+  const movable = ab instanceof ArrayBuffer && data.byteOffset === 0 && data.length === ab.byteLength && data.length >= THREAD_HASH_BYTES;
+  if (pool && movable) return pool.digest(data, kind);
+  return { data, digest: kind === 'sha256' ? sha256b64(data) : createHash('md5').update(data).digest('hex') };
 }

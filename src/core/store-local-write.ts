@@ -9,6 +9,7 @@ import { eachLimited } from './each-limited';
 import { IntegrityError, errorCode } from './errors';
 import { syncDirectory } from './file-target';
 import { TEMP, keyOf } from './store-local-keys';
+import { sidecarOf, type Meta } from './store-local-sidecar';
 import type { LocalStoreErrors } from './store-local-errors';
 import { StoreError } from './store';
 
@@ -83,6 +84,35 @@ export class DurableWriter {
       });
     }
     await handle.close();
+  }
+
+  /**
+   * Renames a flushed temporary file into place as `file`, with its sidecar (checksums, storage
+   * class, metadata). The temporary file is removed when that fails.
+   */
+  async install(key: string, file: string, temp: string, meta: Meta): Promise<void> {
+    const dir = path.dirname(file);
+    const metaFile = sidecarOf(file);
+    let metaTemp: string | undefined;
+    try {
+      // Not flushed on its own: a sidecar lost in a crash reads as empty or unparsable, which
+      // means "checksums unknown", never a wrong checksum. The folder's flush covers it.
+      metaTemp = (await this.writeTemp(key, dir, Buffer.from(JSON.stringify(meta) + '\n'), false)).temp;
+      // No moment shows new data with the old sidecar: between the two renames the object
+      // has no sidecar, which means "checksums unknown".
+      await fsp.unlink(metaFile).catch((err) => {
+        if (errorCode(err) !== 'ENOENT') throw err;
+      });
+      await fsp.rename(temp, file).catch((err) => {
+        if (errorCode(err) === 'EISDIR') throw this.errors.clash(key, `objects under "${key}/" exist`);
+        throw err;
+      });
+      await fsp.rename(metaTemp, metaFile);
+    } catch (err) {
+      await fsp.unlink(temp).catch(() => {});
+      if (metaTemp) await fsp.unlink(metaTemp).catch(() => {});
+      throw err instanceof StoreError ? err : this.errors.fs(err, key, 'storing');
+    }
   }
 
   /** Flushes folders' entries to disk, several at once (each waits on the disk's journal). */

@@ -17,6 +17,7 @@ import { LocalStoreErrors } from './store-local-errors';
 import { encodeKey, walkKeys, type Found } from './store-local-keys';
 import { describe, etagOf, mismatch, readMeta, sidecarOf, type Meta } from './store-local-sidecar';
 import { DurableWriter } from './store-local-write';
+import { digestOf, THREAD_HASH_BYTES, type ShaPool } from './sha-pool';
 import { LocalPieceWrite } from './store-local-pieces';
 import {
   NotFoundError,
@@ -50,7 +51,11 @@ export class LocalStore implements ObjectStore {
   private readonly errors: LocalStoreErrors;
   private readonly writer: DurableWriter;
 
-  constructor(readonly root: string) {
+  constructor(
+    readonly root: string,
+    /** Threads to hash large objects on, when the command has some. */
+    private readonly sha?: ShaPool,
+  ) {
     this.url = root;
     this.errors = new LocalStoreErrors(root);
     this.writer = new DurableWriter(root, this.errors);
@@ -97,14 +102,25 @@ export class LocalStore implements ObjectStore {
   async put(key: string, data: Uint8Array, opts: PutOptions = {}): Promise<PutResult> {
     const file = this.pathOf(key);
     let sha256 = '';
-    // Checked while the data is being written: a temporary file never counts as stored, and a
-    // mismatch removes it before anything is renamed into place.
-    const hashAndCheck = () => {
-      sha256 = sha256b64(data);
+    const check = () => {
       if (opts.sha256 !== undefined && opts.sha256 !== sha256) {
         throw new IntegrityError(`${this.root}: object ${JSON.stringify(key)}: the data's SHA-256 is ${sha256}, expected ${opts.sha256}; nothing was stored`);
       }
     };
+    // On a hashing thread when the command has some, before the write (the bytes cannot be
+    // written while they are on the thread); otherwise on this thread while the thread pool
+    // writes. Either way a temporary file never counts as stored, and a mismatch stores nothing.
+    let hashAndCheck: (() => void) | undefined = () => {
+      sha256 = sha256b64(data);
+      check();
+    };
+    if (this.sha && data.length >= THREAD_HASH_BYTES) {
+      const hashed = await digestOf(Buffer.from(data.buffer, data.byteOffset, data.length), 'sha256', this.sha);
+      data = hashed.data;
+      sha256 = hashed.digest;
+      check();
+      hashAndCheck = undefined;
+    }
     let folders: string[] = [];
     await this.locked(key, async () => {
       const written = await this.writer.writeTemp(key, path.dirname(file), data, true, hashAndCheck);
@@ -134,31 +150,9 @@ export class LocalStore implements ObjectStore {
    * `opts.batch`.
    */
   private async install(key: string, temp: string, meta: Meta, opts: PutOptions, folders: string[]): Promise<void> {
-    const file = this.pathOf(key);
-    const dir = path.dirname(file);
-    const metaFile = sidecarOf(file);
     if (opts.storageClass !== undefined) meta.storageClass = opts.storageClass;
     if (opts.metadata !== undefined) meta.metadata = opts.metadata;
-    let metaTemp: string | undefined;
-    try {
-      // Not flushed on its own: a sidecar lost in a crash reads as empty or unparsable, which
-      // means "checksums unknown", never a wrong checksum. The folder's flush covers it.
-      metaTemp = (await this.writer.writeTemp(key, dir, Buffer.from(JSON.stringify(meta) + '\n'), false)).temp;
-      // No moment shows new data with the old sidecar: between the two renames the object
-      // has no sidecar, which means "checksums unknown".
-      await fsp.unlink(metaFile).catch((err) => {
-        if (errorCode(err) !== 'ENOENT') throw err;
-      });
-      await fsp.rename(temp, file).catch((err) => {
-        if (errorCode(err) === 'EISDIR') throw this.errors.clash(key, `objects under "${key}/" exist`);
-        throw err;
-      });
-      await fsp.rename(metaTemp, metaFile);
-    } catch (err) {
-      await fsp.unlink(temp).catch(() => {});
-      if (metaTemp) await fsp.unlink(metaTemp).catch(() => {});
-      throw err instanceof StoreError ? err : this.errors.fs(err, key, 'storing');
-    }
+    await this.writer.install(key, this.pathOf(key), temp, meta);
     if (!opts.batch) {
       await this.writer.syncFolders(folders).catch((err) => {
         throw this.errors.fs(err, key, 'flushing the folder of');

@@ -6,11 +6,9 @@
 // A single PUT also sends it as x-amz-checksum-sha256, which S3 checks before storing; parts of
 // a multipart upload carry their CRC32. Reads check the length, that SHA-256 when the object
 // has one, and else the MD5 that a single-part object's ETag is.
-import { createHash } from 'node:crypto';
 import { setMaxListeners } from 'node:events';
 import { DeleteObjectsCommand, HeadObjectCommand, RestoreObjectCommand, type Tier, ListObjectsV2Command, PutObjectCommand, type S3Client, type StorageClass } from '@aws-sdk/client-s3';
-import { sha256b64 } from './digest';
-import type { Digest, ShaPool } from './sha-pool';
+import { digestOf, type ShaPool } from './sha-pool';
 import { eachLimited } from './each-limited';
 import { IntegrityError } from './errors';
 import { s3Client } from './store-s3-client';
@@ -26,8 +24,6 @@ import { listVersions, versionTarget } from './store-s3-versions';
 import { MAX_KEY_BYTES, StoreError, keyProblem, pageSizeOf, type GetOptions, type GetResult, type ListOptions, type ObjectInfo, type ObjectStore, type PieceWrite, type PutOptions, type PutResult, type RestoreOptions, type RestoreState, type UnfinishedWrite } from './store';
 
 const DELETE_BATCH = 1000;
-// Smaller objects are hashed at once: moving them to a thread costs more than it saves.
-const THREAD_HASH_BYTES = 1 << 20;
 
 export interface S3StoreOptions extends S3Settings {
   /** Bytes per part and per ranged read, at least 5 MiB (S3's least part). */
@@ -130,25 +126,20 @@ export class S3Store implements ObjectStore {
     }
     const check = checkOf(info, first.head.ServerSideEncryption, first.head.SSECustomerAlgorithm);
     // The hash may move the bytes to another thread and back, into a new Buffer.
-    const hashed = check ? await this.digest(data, check.kind) : { data, digest: undefined };
+    const hashed = check ? await digestOf(data, check.kind, this.sha) : { data, digest: undefined };
     const problem = mismatch(hashed.data, info, check, hashed.digest);
     if (problem) throw new IntegrityError(`${this.url}: object ${JSON.stringify(key)}: ${problem}`);
     return { data: hashed.data, info };
-  }
-
-  /** A digest of `data`, on the command's hashing threads when it gave some and the buffer can move. */
-  private async digest(data: Buffer, kind: Digest): Promise<{ data: Buffer; digest: string }> {
-    const ab = data.buffer;
-    const movable = ab instanceof ArrayBuffer && data.byteOffset === 0 && data.length === ab.byteLength && data.length >= THREAD_HASH_BYTES;
-    if (this.sha && movable) return this.sha.digest(data, kind);
-    return { data, digest: kind === 'sha256' ? sha256b64(data) : createHash('md5').update(data).digest('hex') };
   }
 
   async put(key: string, data: Uint8Array, opts: PutOptions = {}): Promise<PutResult> {
     const t = this.target(key);
     const problem = metadataProblem(opts.metadata);
     if (problem) throw new StoreError(`${this.url}: object ${JSON.stringify(key)}: ${problem}`, 'permanent', key);
-    const sha256 = sha256b64(data);
+    // On a hashing thread when the command has some; the bytes come back in a new Buffer.
+    const hashed = await digestOf(Buffer.from(data.buffer, data.byteOffset, data.length), 'sha256', this.sha);
+    data = hashed.data;
+    const sha256 = hashed.digest;
     if (opts.sha256 !== undefined && opts.sha256 !== sha256) {
       throw new IntegrityError(`${this.url}: object ${JSON.stringify(key)}: the data's SHA-256 is ${sha256}, expected ${opts.sha256}; nothing was stored`);
     }

@@ -193,7 +193,8 @@ export interface ObjectStore {
    * object or the new one, never a part, and a failed put leaves the old one (or none). The
    * SHA-256 is computed, kept with the object, and returned; `opts.sha256` is checked before
    * anything is stored. Two puts of one key at once: one of them wins, whole. Without `batch`
-   * the object is durable (survives a power cut) when the put resolves.
+   * the object is durable (survives a power cut) when the put resolves. `data` may be moved to
+   * a hashing thread (detached): the caller must not use it once put() was called.
    */
   put(key: string, data: Uint8Array, opts?: PutOptions): Promise<PutResult>;
 
@@ -277,7 +278,7 @@ export { parseStoreUrl, type StoreLocation } from './store-url';
  */
 export function openStore(url: string, s3: S3StoreOptions = {}): ObjectStore {
   const where = parseStoreUrl(url);
-  if (where.kind === 'local') return new LocalStore(where.root);
+  if (where.kind === 'local') return new LocalStore(where.root, s3.sha);
   // Loaded here: the AWS SDK is large, and commands on local directories never need it.
   const { S3Store } = require('./store-s3') as typeof import('./store-s3');
   return new S3Store(where.bucket, where.prefix, s3);

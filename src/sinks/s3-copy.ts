@@ -196,8 +196,9 @@ class Copier implements ObjectWriter {
       if (actual !== expect.sha256) throw this.integrity(from, key, `the data's SHA-256 is ${actual}, the record says ${expect.sha256}`);
     }
     const metadata = info.metadata && Object.keys(info.metadata).length ? info.metadata : undefined;
+    const size = data.length;
     const written = await this.dest.put(key, data, { sha256: info.sha256, storageClass: this.opts.storageClass, metadata, batch: true });
-    return { size: data.length, etag: written.etag, sha256: written.sha256, versionId: written.versionId };
+    return { size, etag: written.etag, sha256: written.sha256, versionId: written.versionId };
   }
 
   /** Located by storeErrorAt, as the store's own errors are. */

@@ -5,10 +5,11 @@ import { IntegrityError, UsageError } from '../core/errors';
 import { flushThenTake, writeCommitLast, type ObjectWriter } from '../core/commit-last';
 import { LINE, PAYLOAD, type Rec } from '../core/records';
 import { badRecord, transform } from '../core/stage';
-import { keyProblem, openStore, storeErrorAt, type ObjectStore } from '../core/store';
+import { keyProblem, openStore, parseStoreUrl, storeErrorAt, type ObjectStore } from '../core/store';
 import { s3Settings, storeFlags, STORE_OPTIONS_TEXT } from '../core/store-s3-flags';
 import { DEFAULT_PART_SIZE, MAX_PART_SIZE, MIN_PART_SIZE } from '../core/store-s3-limits';
 import { UploadJournal } from '../core/upload-journal';
+import { ShaPool } from '../core/sha-pool';
 import { abortStale, DEFAULT_STALE_AGE } from './s3-put-stale';
 import { PieceJoiner } from './s3-put-pieces';
 import { isPiece } from '../core/object-pieces';
@@ -108,14 +109,19 @@ export const main = command({
   async run(args, ctx) {
     const jobs = intFlag(args, 'jobs', 8, 1, 64);
     const partSize = sizeFlag(args, 'part-size', DEFAULT_PART_SIZE, MIN_PART_SIZE, MAX_PART_SIZE);
-    const store = openStore(args._[0], { ...s3Settings(args, ctx.signal), partSize });
+    // A bad URL is a usage error before anything is opened.
+    parseStoreUrl(args._[0]);
     if (args['abort-stale']) {
+      const store = openStore(args._[0], s3Settings(args, ctx.signal));
       for (const flag of ['uploads', 'metadata', 'storage-class']) if (args[flag] !== undefined) throw new UsageError(`--${flag} does not go with --abort-stale`);
       return abortStale(ctx, store, durationFlag(args, 'older-than', DEFAULT_STALE_AGE));
     }
     if (args['older-than'] !== undefined) throw new UsageError('--older-than goes with --abort-stale');
     const uploadsFile = stringFlag(args, 'uploads');
     const uploads = uploadsFile === undefined ? undefined : await UploadJournal.open(uploadsFile, ctx.log);
+    // Objects are hashed on these threads; on the main thread, hashing was a third of its work.
+    const sha = new ShaPool();
+    const store = openStore(args._[0], { ...s3Settings(args, ctx.signal), partSize, sha });
     try {
       const writer = new Writer(ctx, store, { storageClass: stringFlag(args, 'storage-class'), metadata: metadataFlag(args), uploads });
       try {
@@ -124,7 +130,7 @@ export const main = command({
         await writer.pieces.abandon();
       }
     } finally {
-      await uploads?.close();
+      await Promise.all([uploads?.close(), sha.close()]);
     }
   },
 });
@@ -226,6 +232,8 @@ class Writer implements ObjectWriter {
   /** Stores the object; resolves to its journal record. */
   async write(rec: Rec): Promise<Rec | undefined> {
     const data = this.data(rec);
+    // Taken now: put() may move the bytes to a hashing thread.
+    const size = data.length;
     let written;
     try {
       if (isPiece(rec)) {
@@ -244,7 +252,7 @@ class Writer implements ObjectWriter {
       throw storeErrorAt(this.ctx, rec, err);
     }
     delete rec[PAYLOAD];
-    rec.size ??= data.length;
+    rec.size ??= size;
     rec.etag = written.etag;
     rec.sha256 = written.sha256;
     rec.store = this.store.url;
