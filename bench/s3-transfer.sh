@@ -2,12 +2,11 @@
 # S3 transfers, sluice beside aws-cli v2 (/usr/bin/aws) and rclone, against one moto S3 server:
 #   1. upload of a folder of 8 MiB files      s3-list DIR | s3-get | s3-put s3://B/P
 #                                             aws s3 cp --recursive; rclone copy
-#   2. upload of one large file               stream-chunk FILE | s3-put s3://B/P (sluice cannot
-#                                             carry one object over 256 MiB: it is tried, and the
-#                                             file goes up as its stream layout instead)
+#   2. upload of one large file               s3-list DIR | s3-get --pieces-above 64M | s3-put
+#                                             s3://B/P (one object, in 8 MiB pieces/parts)
 #                                             aws s3 cp FILE; rclone copy
-#   3. download of both                       s3-list s3://B/P | s3-get | s3-put DIR, and
-#                                             s3-list | s3-get | stream-join FILE; aws; rclone
+#   3. download of both                       s3-list s3://B/P | s3-get | s3-put DIR (3b: aws's
+#                                             object, in pieces); aws; rclone
 #   4. a stream on stdin                      cat FILE | stream-chunk | s3-put; aws s3 cp -;
 #                                             rclone rcat
 # then the server's own ceiling (plain parallel PUTs and GETs, bench/lib/s3-load.js), and all
@@ -193,22 +192,22 @@ round() {
   big_sum=$(sha256sum < "$big" | cut -d' ' -f1)
   mkdir -p "$work/one"
   ln "$big" "$work/one/big.bin"
-  # sluice moves objects as frames of at most 256 MiB: a larger object is refused (status 4).
-  local refusal=''
-  if ((mib > 256)); then
-    if s3-list "$work/one" | s3-get > /dev/null 2> "$work/err"; then refusal='(sluice carried it)'; else refusal=$(tail -1 "$work/err"); fi
-  fi
-  rm -rf "$work/one"
   measure up1-aws "/usr/bin/aws --endpoint-url $url s3 cp --only-show-errors $big s3://$bucket/one-aws/big.bin"
   expect_listed one-aws 1 "$total"
   measure up1-rclone "env -u AWS_CA_BUNDLE rclone --config /dev/null --s3-no-head copy $big X:$bucket/one-rclone"
   expect_listed one-rclone 1 "$total"
   remove one-rclone
-  # 3b. Its download by the peers, from aws's object; then sluice's own layout goes up and
-  # comes back (one large copy on the server at a time).
-  for d in aws rclone; do
+  # sluice reads a file larger than --pieces-above in 8 MiB pieces, which s3-put makes the
+  # parts of one multipart upload: one object, as the peers make.
+  measure up1-sluice "s3-list $work/one | s3-get --pieces-above 64M | s3-put --endpoint-url $url s3://$bucket/one-sluice"
+  expect_listed one-sluice 1 "$total"
+  remove one-sluice
+  rm -rf "$work/one"
+  # 3b. Its download, by each tool, of aws's object (one large copy on the server at a time).
+  for d in sluice aws rclone; do
     rm -rf "$dl" && mkdir -p "$dl"
     case $d in
+      sluice) measure "down1-$d" "s3-list --endpoint-url $url s3://$bucket/one-aws | s3-get --endpoint-url $url --pieces-above 64M | s3-put $dl" ;;
       aws) measure "down1-$d" "/usr/bin/aws --endpoint-url $url s3 cp --only-show-errors s3://$bucket/one-aws/big.bin $dl/big.bin" ;;
       rclone) measure "down1-$d" "env -u AWS_CA_BUNDLE rclone --config /dev/null --s3-no-head copy X:$bucket/one-aws/big.bin $dl" ;;
     esac
@@ -216,19 +215,12 @@ round() {
   done
   rm -rf "$dl"
   remove one-aws
-  measure up1-sluice "stream-chunk --name big $big | s3-put --endpoint-url $url s3://$bucket/one-sluice"
-  expect_stream one-sluice
-  mkdir -p "$dl"
-  measure down1-sluice "s3-list --endpoint-url $url s3://$bucket/one-sluice | s3-get --endpoint-url $url | stream-join $dl/big.bin"
-  [ "$(sha256sum < "$dl/big.bin" | cut -d' ' -f1)" = "$big_sum" ] || { echo "s3-transfer: the sluice download of the stream differs" >&2; exit 1; }
-  rm -rf "$dl"
-  remove one-sluice
-  echo "  2. upload, one file of $mib MiB ${refusal:+-- one object through s3-get: $refusal}"
-  row "stream-chunk FILE | s3-put s3://B/P (parts of 8 MiB)" up1-sluice
+  echo "  2. upload, one file of $mib MiB as one object"
+  row "s3-list DIR | s3-get --pieces-above 64M | s3-put s3://B/P" up1-sluice
   row "aws s3 cp FILE s3://B/K" up1-aws up1-sluice
   row "rclone copy FILE X:B/P" up1-rclone up1-sluice
-  echo "  3b. download, one file of $mib MiB"
-  row "s3-list s3://B/P | s3-get | stream-join FILE" down1-sluice
+  echo "  3b. download, one object of $mib MiB"
+  row "s3-list s3://B/P | s3-get --pieces-above 64M | s3-put DIR" down1-sluice
   row "aws s3 cp s3://B/K FILE" down1-aws down1-sluice
   row "rclone copy X:B/K DIR" down1-rclone down1-sluice
 
