@@ -22,7 +22,7 @@ import { decodeListedKey } from './store-s3-records';
 import { PART_JOBS, partSizeFor, type Target } from './store-s3-transfer';
 import { withRetries } from './store-s3-errors';
 import type { UnfinishedWrite } from './store';
-import type { UnfinishedUpload, UploadIdentity, UploadJournal } from './upload-journal';
+import type { JournaledPart, UnfinishedUpload, UploadIdentity, UploadJournal } from './upload-journal';
 
 export interface UploadOptions {
   storageClass?: string;
@@ -38,49 +38,105 @@ export interface UploadOptions {
 export async function uploadParts(t: Target, data: Uint8Array, opts: UploadOptions): Promise<{ etag: string; versionId?: string; resumed: number }> {
   const { url, key } = t.where('');
   const identity: UploadIdentity = { store: url, key: key!, size: data.length, partSize: partSizeFor(data.length, opts.partSize), sha256: opts.sha256, storageClass: opts.storageClass, metadata: opts.metadata };
-  const { journal } = opts;
-  const kept = journal ? await partsToKeep(t, data, identity, journal) : undefined;
-  const uploadId = kept?.uploadId ?? (await createUpload(t, identity));
-  if (!kept && journal) {
-    await journal.started(uploadId, identity).catch(async (err: unknown) => {
-      // An upload the journal does not name is one no rerun continues: abort it now rather than
-      // leave its parts billed until --abort-stale.
-      journal.log(`${url}: object ${JSON.stringify(key)}: multipart upload ${uploadId} could not be journaled: aborting it`);
-      await abortUpload(t, uploadId);
-      throw err;
-    });
-  }
+  const upload = await beginUpload(t, identity, opts.journal);
   try {
     const count = Math.max(1, Math.ceil(data.length / identity.partSize));
     const parts: CompletedPart[] = new Array(count);
     const missing: number[] = [];
     for (let n = 1; n <= count; n++) {
-      const part = kept?.parts.get(n);
+      const body = data.subarray((n - 1) * identity.partSize, Math.min(n * identity.partSize, data.length));
+      const part = upload.keep(n, body);
       if (part) parts[n - 1] = part;
       else missing.push(n);
     }
+    if (upload.continued) upload.log(`continuing, ${count - missing.length} of ${count} parts already sent`);
     await eachLimited(missing, PART_JOBS, async (n) => {
-      const body = data.subarray((n - 1) * identity.partSize, Math.min(n * identity.partSize, data.length));
+      parts[n - 1] = await upload.send(n, data.subarray((n - 1) * identity.partSize, Math.min(n * identity.partSize, data.length)));
+    });
+    const done = await upload.complete(parts);
+    return { etag: done.etag, versionId: done.versionId, resumed: count - missing.length };
+  } catch (err) {
+    await upload.keepOrAbort();
+    throw err;
+  }
+}
+
+/**
+ * A multipart upload begun or continued: parts are sent (and journaled) one by one, a part the
+ * server already holds from an interrupted run is kept when its bytes are those sent then, and
+ * the upload is completed, or on failure kept for a rerun (with a journal) or aborted.
+ */
+export interface MultipartUpload {
+  readonly uploadId: string;
+  /** Whether it continues an upload a journal recorded. */
+  readonly continued: boolean;
+  /** The server's part `n`, if it holds one from before whose bytes are `body`. */
+  keep(n: number, body: Uint8Array): CompletedPart | undefined;
+  send(n: number, body: Uint8Array): Promise<CompletedPart>;
+  complete(parts: CompletedPart[]): Promise<{ etag: string; versionId?: string }>;
+  /** After a failure: kept when journaled (a rerun continues it), aborted otherwise. */
+  keepOrAbort(): Promise<void>;
+  /** Aborts it whatever the journal (its content was wrong). */
+  abort(): Promise<void>;
+  log(message: string): void;
+}
+
+/** Continues the upload the journal has for this object, or begins (and journals) a new one. */
+export async function beginUpload(t: Target, id: UploadIdentity, journal: UploadJournal | undefined): Promise<MultipartUpload> {
+  const { url, key } = t.where('');
+  const found = journal ? await continuable(t, id, journal) : undefined;
+  const uploadId = found?.uploadId ?? (await createUpload(t, id));
+  const where = `${url}: object ${JSON.stringify(key)}: multipart upload ${uploadId}`;
+  if (!found && journal) {
+    await journal.started(uploadId, id).catch(async (err: unknown) => {
+      // An upload the journal does not name is one no rerun continues: abort it now rather than
+      // leave its parts billed until --abort-stale.
+      journal.log(`${where} could not be journaled: aborting it`);
+      await abortUpload(t, uploadId);
+      throw err;
+    });
+  }
+  let ended = false;
+  return {
+    uploadId,
+    continued: found !== undefined,
+    keep(n, body) {
+      const held = found?.parts.get(n);
+      if (!held || body.length !== held.sent.size || sha256b64(body) !== held.sent.sha256) return undefined;
+      return held.part;
+    },
+    async send(n, body) {
       // The SDK sends the part's CRC32, which S3 checks on arrival.
       const res = await withRetries(t.policy, t.where(`UploadPart ${n}`), () =>
         t.client.send(new UploadPartCommand({ Bucket: t.bucket, Key: t.fullKey, UploadId: uploadId, PartNumber: n, Body: body, ChecksumAlgorithm: 'CRC32' }), { abortSignal: t.policy.signal }),
       );
-      parts[n - 1] = { PartNumber: n, ETag: res.ETag, ChecksumCRC32: res.ChecksumCRC32 };
       await journal?.partDone(url, key!, uploadId, { part: n, size: body.length, etag: res.ETag!, crc32: res.ChecksumCRC32, sha256: sha256b64(body) });
-    });
-    const done = await withRetries(t.policy, t.where('CompleteMultipartUpload'), () =>
-      t.client.send(new CompleteMultipartUploadCommand({ Bucket: t.bucket, Key: t.fullKey, UploadId: uploadId, MultipartUpload: { Parts: parts } }), { abortSignal: t.policy.signal }),
-    );
-    await journal?.ended(url, key!, uploadId, 'completed');
-    return { etag: done.ETag!, versionId: done.VersionId, resumed: count - missing.length };
-  } catch (err) {
-    if (journal) {
-      journal.log(`${url}: object ${JSON.stringify(key)}: multipart upload ${uploadId} kept in ${journal.path}: a rerun with the same --uploads continues it`);
-    } else {
+      return { PartNumber: n, ETag: res.ETag, ChecksumCRC32: res.ChecksumCRC32 };
+    },
+    async complete(parts) {
+      const done = await withRetries(t.policy, t.where('CompleteMultipartUpload'), () =>
+        t.client.send(new CompleteMultipartUploadCommand({ Bucket: t.bucket, Key: t.fullKey, UploadId: uploadId, MultipartUpload: { Parts: parts } }), { abortSignal: t.policy.signal }),
+      );
+      ended = true;
+      await journal?.ended(url, key!, uploadId, 'completed');
+      return { etag: done.ETag!, versionId: done.VersionId };
+    },
+    async keepOrAbort() {
+      if (ended) return;
+      ended = true;
+      if (journal) journal.log(`${where} kept in ${journal.path}: a rerun with the same --uploads continues it`);
+      else await abortUpload(t, uploadId);
+    },
+    async abort() {
+      if (ended) return;
+      ended = true;
       await abortUpload(t, uploadId);
-    }
-    throw err;
-  }
+      await journal?.ended(url, key!, uploadId, 'aborted').catch(() => {});
+    },
+    log(message) {
+      journal?.log(`${where}: ${message}`);
+    },
+  };
 }
 
 /** Ends an upload and frees its parts; best effort, and not under the command's signal. */
@@ -100,11 +156,13 @@ export async function createUpload(t: Target, id: Pick<UploadIdentity, 'storageC
 }
 
 /**
- * The upload to continue and the parts of it to keep, or undefined to start a new one: when the
- * journal has none for this key, when it was for other content (then it is aborted), or when
- * the server no longer has it (completed, aborted, or expired by a lifecycle rule).
+ * The upload to continue, with the parts the server holds as the journal recorded them (size
+ * and ETag), or undefined to start a new one: when the journal has none for this key, when it
+ * was for other content (then it is aborted), or when the server no longer has it (completed,
+ * aborted, or expired by a lifecycle rule). Whether a part's bytes are those sent is for the
+ * caller to check, with the SHA-256 recorded for it.
  */
-async function partsToKeep(t: Target, data: Uint8Array, id: UploadIdentity, journal: UploadJournal): Promise<{ uploadId: string; parts: Map<number, CompletedPart> } | undefined> {
+async function continuable(t: Target, id: UploadIdentity, journal: UploadJournal): Promise<{ uploadId: string; parts: Map<number, { part: CompletedPart; sent: JournaledPart }> } | undefined> {
   const upload = journal.unfinished(id.store, id.key);
   if (!upload) return undefined;
   const where = `${id.store}: object ${JSON.stringify(id.key)}: multipart upload ${upload.uploadId}`;
@@ -123,16 +181,13 @@ async function partsToKeep(t: Target, data: Uint8Array, id: UploadIdentity, jour
     await journal.ended(id.store, id.key, upload.uploadId, 'aborted');
     return undefined;
   }
-  const parts = new Map<number, CompletedPart>();
+  const parts = new Map<number, { part: CompletedPart; sent: JournaledPart }>();
   for (const p of listed) {
     const n = p.PartNumber!;
     const sent = upload.parts.get(n);
     if (!sent || sent.size !== p.Size || sent.etag !== p.ETag) continue;
-    const body = data.subarray((n - 1) * id.partSize, Math.min(n * id.partSize, data.length));
-    if (body.length !== sent.size || sha256b64(body) !== sent.sha256) continue;
-    parts.set(n, { PartNumber: n, ETag: p.ETag, ChecksumCRC32: p.ChecksumCRC32 ?? sent.crc32 });
+    parts.set(n, { part: { PartNumber: n, ETag: p.ETag, ChecksumCRC32: p.ChecksumCRC32 ?? sent.crc32 }, sent });
   }
-  journal.log(`${where}: continuing, ${parts.size} of ${Math.max(1, Math.ceil(id.size / id.partSize))} parts already sent`);
   return { uploadId: upload.uploadId, parts };
 }
 

@@ -17,8 +17,11 @@ export interface UploadIdentity {
   key: string;
   size: number;
   partSize: number;
-  /** base64 SHA-256 of the whole object. */
-  sha256: string;
+  /**
+   * base64 SHA-256 of the whole object, when known before its bytes are (an object written in
+   * pieces may not know it); every part kept is checked against its own SHA-256 anyway.
+   */
+  sha256?: string;
   storageClass?: string;
   metadata: Record<string, string>;
 }

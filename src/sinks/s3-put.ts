@@ -54,7 +54,7 @@ of one key with "offset", one after the other. They become the parts of one mult
 (in a directory, one temporary file), and the object appears only once the last piece came
 and the whole object's SHA-256 matched the records' "sha256" (when given; on S3 it is kept
 with the object only then). An input that stops between two pieces stores nothing of that
-object. Pieces are not journaled in --uploads: an interrupted one starts again.
+object. With --uploads, such an upload is journaled and continued as any other (below).
 
 On S3, an object larger than --part-size goes up as a multipart upload, in parts of that size
 (grown for objects beyond 10,000 parts). With --uploads FILE, every upload and every part the
@@ -165,7 +165,7 @@ class Writer implements ObjectWriter {
     private readonly opts: WriteOptions,
   ) {
     this.storageClass = opts.storageClass;
-    this.pieces = new PieceJoiner(ctx, store, (sha256) => ({ sha256, storageClass: this.storageClass, metadata: opts.metadata, batch: true }));
+    this.pieces = new PieceJoiner(ctx, store, (sha256) => ({ sha256, storageClass: this.storageClass, metadata: opts.metadata, uploads: opts.uploads, batch: true }));
   }
 
   private commitBytes = 0;
