@@ -213,3 +213,44 @@ describe('s3-put joining pieces', () => {
     assert.deepStrictEqual(linesOf(listed.stdout).filter((rec) => rec.type === 'object'), []);
   });
 });
+
+describe('s3-copy through this process in pieces', () => {
+  // Larger than s3-copy's 64 MiB: read in ranges and written in pieces, never held whole.
+  const large = crypto.randomBytes(70 * MiB + 3);
+
+  it('a directory to moto and back, byte-identical, the checksum carried along', async () => {
+    const dir = fresh('copysrc');
+    fs.mkdirSync(dir);
+    fs.writeFileSync(path.join(dir, 'large.bin'), large);
+    await moto.createBucket('pieces-e');
+    const up = await ok(`s3-list "${dir}" | s3-copy --to s3://pieces-e/c`);
+    const journal = linesOf(up.stdout).filter((rec) => rec.type === 'object');
+    assert.deepStrictEqual(journal.map((rec) => [rec.key, rec.size, rec.sha256]), [['large.bin', large.length, sha256(large)]]);
+    assert.match(journal[0].etag, /-9"$/, 'one multipart upload of 9 parts of 8 MiB');
+    assert.deepStrictEqual(await uploadsLeft('pieces-e'), []);
+    const back = fresh('copyback');
+    const down = await ok(`s3-list s3://pieces-e/c | s3-copy --to "${back}"`);
+    assert.strictEqual(linesOf(down.stdout).find((rec) => rec.type === 'object').sha256, sha256(large));
+    assert.ok(fs.readFileSync(path.join(back, 'large.bin')).equals(large));
+  });
+
+  it('a record whose SHA-256 the object does not have: status 5, nothing copied, no upload left', async () => {
+    const dir = fresh('copysrc');
+    fs.mkdirSync(dir);
+    fs.writeFileSync(path.join(dir, 'large.bin'), large);
+    await moto.createBucket('pieces-f');
+    const listing = linesOf((await ok(`s3-list "${dir}"`)).stdout).filter((rec) => rec.type === 'object');
+    const input = frames(listing.map((rec) => ({ ...rec, sha256: sha256(small) })));
+    for (const to of ['s3://pieces-f/c', fresh('copydst')]) {
+      const r = await sh(`s3-copy --to "${to}"`, { input });
+      assert.strictEqual(r.code, 5, account(r));
+      assert.match(r.stderr, /large\.bin.*SHA-256.*nothing was copied/);
+      if (!to.startsWith('s3://')) {
+        assert.ok(!fs.existsSync(path.join(to, 'large.bin')));
+        assert.deepStrictEqual(tempFilesIn(to), []);
+      }
+    }
+    assert.deepStrictEqual(await uploadsLeft('pieces-f'), []);
+    assert.deepStrictEqual(linesOf((await ok('s3-list s3://pieces-f/c')).stdout).filter((rec) => rec.type === 'object'), []);
+  });
+});

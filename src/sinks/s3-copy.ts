@@ -10,6 +10,7 @@ import { keyProblem, openStore, storeErrorAt, type GetOptions, type ObjectStore 
 import type { CopyOptions, CopyResult } from '../core/store-s3-copy';
 import { s3Settings, storeFlags, STORE_OPTIONS_TEXT } from '../core/store-s3-flags';
 import { MAX_PART_SIZE as MAX_COPY_SIZE, MIN_PART_SIZE } from '../core/store-s3-limits';
+import { copyInPieces, PIECE_JOBS, PIECED_BYTES, PIECES_ABOVE } from './s3-copy-pieces';
 
 // Data held for objects copied through this process (get and put): as s3-put.
 const MAX_BYTES_IN_FLIGHT = 64 << 20;
@@ -36,8 +37,11 @@ of one version; a source replaced meanwhile is copied again, once. The source's 
 the SHA-256 it keeps (x-amz-meta-sluice-sha256), goes with it, so the copy reads back checked.
 Otherwise (a local directory on either side) each object is read (get, checked against the
 store's checksum) and written (put, its SHA-256 kept), holding at most ${MAX_BYTES_IN_FLIGHT >> 20} MiB of data plus one
-object. Either way a record's "size" and "sha256", when given, must match the source object
-(status 5), checked before anything of it is copied.
+object; an object larger than ${PIECES_ABOVE >> 20} MiB goes in pieces of 8 MiB (read as ranges, ${PIECE_JOBS} at once,
+written as the parts of one upload or into one temporary file), checked whole before it
+appears, so it holds ${PIECED_BYTES >> 20} MiB however large it is. Either way a record's "size"
+and "sha256", when given, must match the source object (status 5), checked before anything of
+it is copied.
 
 A record with "versionId" (s3-list --versions) copies that version of the object (the copy
 is a new object, with its own version); a delete marker ("deleteMarker": true) is refused
@@ -124,7 +128,9 @@ class Copier implements ObjectWriter {
 
   /** The bytes a copy holds in memory while it runs: none when S3 copies it. */
   heldBytes(rec: Rec): number {
-    return this.isServerSide(this.sources.for(rec)) ? 0 : typeof rec.size === 'number' ? rec.size : 0;
+    if (this.isServerSide(this.sources.for(rec))) return 0;
+    if (typeof rec.size !== 'number') return 0;
+    return rec.size > PIECES_ABOVE && rec.versionId === undefined ? PIECED_BYTES : rec.size;
   }
 
   sort(rec: Rec): 'pass' | 'write' | 'commit' {
@@ -187,6 +193,12 @@ class Copier implements ObjectWriter {
 
   /** Through this process: the source's bytes read and checked, then written. */
   private async getPut(from: ObjectStore, key: string, expect: { size?: number; sha256?: string }, versionId: string | undefined): Promise<Omit<CopyResult, 'parts'>> {
+    // A large current object goes in pieces; a version, whole (a HEAD names no version).
+    if (versionId === undefined && (expect.size === undefined || expect.size > PIECES_ABOVE)) {
+      const info = await from.head(key);
+      if (expect.size !== undefined && info.size !== expect.size) throw this.integrity(from, key, `the object is ${info.size} bytes, the record says ${expect.size}`);
+      if (info.size > PIECES_ABOVE) return copyInPieces({ from, to: this.dest, key, info, sha256: expect.sha256, storageClass: this.opts.storageClass });
+    }
     const opts: GetOptions & { versionId?: string } = versionId === undefined ? {} : { versionId };
     const { data, info } = await from.get(key, opts);
     if (expect.size !== undefined && data.length !== expect.size) throw this.integrity(from, key, `${data.length} bytes read, the record says ${expect.size}`);

@@ -1,0 +1,67 @@
+// How s3-copy moves a large object through this process (a local directory on either side):
+// in pieces, read as ranges a few at once and written as they come (src/core/object-pieces.ts),
+// so that memory holds a few pieces, not the object. The pieces are hashed in order; every one
+// must come from the version the copy began with (the same ETag), and the object appears at the
+// destination only once the whole SHA-256 matched what the source keeps and the record says.
+import { eachLimited } from '../core/each-limited';
+import { IntegrityError } from '../core/errors';
+import { DEFAULT_PIECE_SIZE, MAX_PIECED_SIZE, OrderedHash, pieceSizeFor } from '../core/object-pieces';
+import type { ObjectInfo, ObjectStore, PieceWrite, PutResult } from '../core/store';
+
+/** Objects larger than this are copied in pieces. */
+export const PIECES_ABOVE = 64 << 20;
+/** Pieces of one object in flight. */
+export const PIECE_JOBS = 4;
+/** What a copy in pieces holds in memory. */
+export const PIECED_BYTES = PIECE_JOBS * DEFAULT_PIECE_SIZE;
+
+export interface PieceCopy {
+  from: ObjectStore;
+  to: ObjectStore;
+  key: string;
+  /** The source's description (a HEAD): its size, ETag, SHA-256 and metadata. */
+  info: ObjectInfo;
+  /** The SHA-256 the record gives, if any. */
+  sha256?: string;
+  storageClass?: string;
+}
+
+export async function copyInPieces(c: PieceCopy): Promise<PutResult & { size: number }> {
+  const { from, to, key, info } = c;
+  const shown = `${from.url}: object ${JSON.stringify(key)}`;
+  const size = info.size;
+  const pieceSize = pieceSizeFor(size, DEFAULT_PIECE_SIZE);
+  if (pieceSize === undefined) throw new IntegrityError(`${shown} is ${size} bytes; pieces carry at most ${MAX_PIECED_SIZE}`);
+  if (c.sha256 !== undefined && info.sha256 !== undefined && c.sha256 !== info.sha256) {
+    throw new IntegrityError(`${shown}: the record's SHA-256 is ${c.sha256}, the store keeps ${info.sha256}; nothing was copied`);
+  }
+  const expected = c.sha256 ?? info.sha256;
+  const metadata = info.metadata && Object.keys(info.metadata).length ? info.metadata : undefined;
+  const target: PieceWrite = await to.putPieces(key, size, pieceSize, { sha256: expected, storageClass: c.storageClass, metadata, batch: true });
+  const hash = new OrderedHash();
+  const indexes = Array.from({ length: Math.ceil(size / pieceSize) }, (_, i) => i);
+  try {
+    await eachLimited(indexes, PIECE_JOBS, async (i) => {
+      const start = i * pieceSize;
+      const end = Math.min(size, start + pieceSize);
+      // add() is called before the first await: the pieces are hashed in index order.
+      const got = await hash.add(
+        from.get(key, { range: { start, end } }),
+        (r) => r.data,
+        (r) => {
+          if (r.data.length !== end - start) throw new IntegrityError(`${shown}: ${r.data.length} bytes read at offset ${start}, ${end - start} were asked for; nothing was copied`);
+          if (r.info.etag !== info.etag) throw new IntegrityError(`${shown} changed while it was copied (ETag ${r.info.etag} at offset ${start}, ${info.etag} when the copy began); nothing was copied`);
+        },
+      );
+      await target.write(i, got.data);
+    });
+    const actual = await hash.digest();
+    if (expected !== undefined && actual !== expected) {
+      throw new IntegrityError(`${shown}: the SHA-256 of its ${size} bytes is ${actual}, ${c.sha256 === undefined ? 'the store keeps' : 'the record says'} ${expected}; nothing was copied`);
+    }
+    return { ...(await target.commit(actual)), size };
+  } catch (err) {
+    await target.abort();
+    throw err;
+  }
+}
