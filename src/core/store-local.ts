@@ -33,8 +33,10 @@ import {
   type PieceWrite,
   type PutOptions,
   type PutResult,
+  type RestoreOptions,
   type RestoreState,
   type UnfinishedWrite,
+  type VersionChoice,
   type VersionInfo,
 } from './store';
 import { removeTempFile, staleTempFiles } from './store-local-stale';
@@ -189,14 +191,20 @@ export class LocalStore implements ObjectStore {
     );
   }
 
-  /** A directory never archives: whatever its storage class says, every object is readable. */
-  async restoreState(key: string): Promise<RestoreState> {
+  /**
+   * A directory never archives: whatever its storage class says, every object is readable. It
+   * keeps one version of each, "null".
+   */
+  async restoreState(key: string, opts: VersionChoice = {}): Promise<RestoreState> {
+    if (opts.versionId !== undefined && opts.versionId !== NULL_VERSION) {
+      throw new NotFoundError(`${this.root}: no version ${JSON.stringify(opts.versionId)} of object ${JSON.stringify(key)} to restore: a directory keeps one version of each object, "${NULL_VERSION}"`, key);
+    }
     await this.head(key);
     return 'readable';
   }
 
-  async restore(key: string): Promise<RestoreState> {
-    return this.restoreState(key);
+  async restore(key: string, opts?: RestoreOptions): Promise<RestoreState> {
+    return this.restoreState(key, opts);
   }
 
   unfinishedWrites(prefix: string, before: Date): AsyncGenerator<UnfinishedWrite[]> {

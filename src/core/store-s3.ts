@@ -7,7 +7,7 @@
 // a multipart upload carry their CRC32. Reads check the length, that SHA-256 when the object
 // has one, and else the MD5 that a single-part object's ETag is.
 import { setMaxListeners } from 'node:events';
-import { DeleteObjectsCommand, HeadObjectCommand, RestoreObjectCommand, type Tier, ListObjectsV2Command, PutObjectCommand, type S3Client, type StorageClass } from '@aws-sdk/client-s3';
+import { DeleteObjectsCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand, type S3Client, type StorageClass } from '@aws-sdk/client-s3';
 import { digestOf, type ShaPool } from './sha-pool';
 import { eachLimited } from './each-limited';
 import { IntegrityError } from './errors';
@@ -21,7 +21,8 @@ import { abortNamedUpload, listUploads, uploadParts } from './store-s3-multipart
 import { PART_JOBS, readRange, type Target } from './store-s3-transfer';
 import { startPieces } from './store-s3-pieces';
 import { listVersions, versionTarget } from './store-s3-versions';
-import { MAX_KEY_BYTES, StoreError, keyProblem, pageSizeOf, type GetOptions, type GetResult, type ListOptions, type ObjectInfo, type ObjectStore, type PieceWrite, type PutOptions, type PutResult, type RestoreOptions, type RestoreState, type UnfinishedWrite } from './store';
+import { restoreAt, restoreStateAt } from './store-s3-restore';
+import { MAX_KEY_BYTES, StoreError, keyProblem, pageSizeOf, type GetOptions, type GetResult, type ListOptions, type ObjectInfo, type ObjectStore, type PieceWrite, type PutOptions, type PutResult, type RestoreOptions, type RestoreState, type UnfinishedWrite, type VersionChoice } from './store';
 
 const DELETE_BATCH = 1000;
 
@@ -179,31 +180,12 @@ export class S3Store implements ObjectStore {
     }
   }
 
-  async restoreState(key: string): Promise<RestoreState> {
-    const t = this.target(key);
-    const res = await withRetries(this.policy, t.where('HeadObject'), () => this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: t.fullKey }), { abortSignal: this.policy.signal }));
-    return restoreStateOf(res.StorageClass, res.Restore);
+  async restoreState(key: string, opts: VersionChoice = {}): Promise<RestoreState> {
+    return (await restoreStateAt(this.target(key), opts.versionId)).state;
   }
 
-  async restore(key: string, opts: RestoreOptions): Promise<RestoreState> {
-    const state = await this.restoreState(key);
-    if (state !== 'archived') return state;
-    const t = this.target(key);
-    try {
-      await withRetries(this.policy, t.where('RestoreObject'), () =>
-        this.client.send(
-          new RestoreObjectCommand({ Bucket: this.bucket, Key: t.fullKey, RestoreRequest: { Days: opts.days, GlacierJobParameters: { Tier: opts.tier as Tier } } }),
-          { abortSignal: this.policy.signal },
-        ),
-      );
-    } catch (err) {
-      // Asked for by someone else since our HEAD: it is under way all the same.
-      if ((err as { cause?: { name?: string } }).cause?.name === 'RestoreAlreadyInProgress') return 'restoring';
-      throw err;
-    }
-    // S3 answers 200 when a restored copy was there already, 202 when it starts one: the HEAD
-    // tells which, as it also does on servers that restore at once.
-    return this.restoreState(key);
+  restore(key: string, opts: RestoreOptions): Promise<RestoreState> {
+    return restoreAt(this.target(key), opts);
   }
 
   async *unfinishedWrites(prefix: string, before: Date): AsyncGenerator<UnfinishedWrite[]> {
@@ -244,20 +226,7 @@ export class S3Store implements ObjectStore {
   }
 }
 
-/** Classes whose objects GetObject refuses until they are restored. */
-const ARCHIVED_CLASSES = new Set(['GLACIER', 'DEEP_ARCHIVE']);
-
-/**
- * From HeadObject's storage class and x-amz-restore header (`ongoing-request="true"`, or
- * `ongoing-request="false", expiry-date="..."` once a restored copy is readable).
- */
-export function restoreStateOf(storageClass: string | undefined, restore: string | undefined): RestoreState {
-  if (!ARCHIVED_CLASSES.has(storageClass ?? 'STANDARD')) return 'readable';
-  if (restore === undefined) return 'archived';
-  if (/ongoing-request="true"/.test(restore)) return 'restoring';
-  if (/ongoing-request="false"/.test(restore)) return 'readable';
-  return 'archived';
-}
+export { restoreStateOf } from './store-s3-restore';
 
 /** The HTTP status of the S3 reply behind a StoreError. */
 function statusOf(err: unknown): number | undefined {

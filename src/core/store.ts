@@ -7,6 +7,7 @@ import { LocalStore } from './store-local';
 import { parseStoreUrl } from './store-url';
 import type { S3StoreOptions } from './store-s3';
 import type { UploadJournal } from './upload-journal';
+import type { RestoreOptions, RestoreState, VersionChoice } from './store-restore';
 
 /** One stored object, as a listing or a HEAD sees it. */
 export interface ObjectInfo {
@@ -128,18 +129,7 @@ export interface UnfinishedWrite {
   started: Date;
 }
 
-export interface RestoreOptions {
-  /** Days the restored copy stays readable. */
-  days: number;
-  /** S3's retrieval tier: Standard, Bulk or Expedited. */
-  tier: string;
-}
-
-/**
- * Whether get() can read an object now: `readable` (it was never archived, or a restored copy
- * is there), `restoring` (a restore is under way), `archived` (a restore must be asked for).
- */
-export type RestoreState = 'readable' | 'restoring' | 'archived';
+export type { RestoreOptions, RestoreState, VersionChoice } from './store-restore';
 
 export interface PutResult {
   etag: string;
@@ -219,13 +209,16 @@ export interface ObjectStore {
   /** Deletes the objects; keys that do not exist are not an error (S3's DeleteObjects). */
   delete(keys: string[]): Promise<void>;
 
-  /** Whether the object can be read now (one HEAD on S3); NotFoundError if there is none. */
-  restoreState(key: string): Promise<RestoreState>;
+  /**
+   * Whether the object, or the version `opts.versionId`, can be read now (one HEAD on S3);
+   * NotFoundError if there is none.
+   */
+  restoreState(key: string, opts?: VersionChoice): Promise<RestoreState>;
 
   /**
-   * Asks for a readable copy of an archived object, unless it is readable or being restored
-   * already; gives the state after asking. A store that never archives gives `readable`.
-   * NotFoundError if there is no such object.
+   * Asks for a readable copy of an archived object (of the version `opts.versionId`, when
+   * given), unless it is readable or being restored already; gives the state after asking. A
+   * store that never archives gives `readable`. NotFoundError if there is no such object.
    */
   restore(key: string, opts: RestoreOptions): Promise<RestoreState>;
 

@@ -27,6 +27,9 @@ for), so they run at the same time; while waiting, only the first object not yet
 polled, every --interval seconds. An object found archived again while it waits (its restored
 copy expired before its turn, as one restored early with a short --days can) is asked for
 again. Without URL, each record's "store" says where the object is.
+A record with "versionId" (s3-list --versions) restores, and waits for, that version of the
+object, not the current one; a local directory holds only version "null". A delete marker
+("deleteMarker": true) has nothing to restore and is refused (status 4).
 A record whose "storageClass" is neither GLACIER nor DEEP_ARCHIVE costs no call; one without
 a storageClass costs a HeadObject.
 
@@ -47,6 +50,7 @@ ${STORE_OPTIONS_TEXT}
 Examples:
   s3-list s3://bkt/archive | s3-restore --tier Bulk --days 3 | s3-get | zstd-unchunk | file-write disk.img
   s3-list s3://bkt/archive | s3-restore --no-wait > /dev/null
+  s3-list --versions s3://bkt/db | pick --not-latest --no-delete-markers | s3-restore | s3-get | s3-put /old-db
 
 ${EXIT_STATUS_TEXT}
 `;
@@ -105,13 +109,13 @@ export const main = command({
         while (h.state !== 'readable') {
           await sleep(intervalMs, undefined, { signal: ctx.signal });
           try {
-            h.state = await store.restoreState(h.rec.key as string);
+            h.state = await store.restoreState(h.rec.key as string, { versionId: versionOf(h.rec) });
             // Archived again: its restored copy expired before its turn came (a restore queued
             // behind slower ones outlives --days), or S3 dropped the request. Waiting on would
             // never end: ask again.
             if (h.state === 'archived') {
-              ctx.log(`${ctx.input ?? 'stdin'}:${h.rec[LINE] ?? '?'}: ${JSON.stringify(h.rec.key)} is archived again (its restored copy expired?): asking for a restore again`);
-              h.state = await store.restore(h.rec.key as string, opts);
+              ctx.log(`${ctx.input ?? 'stdin'}:${h.rec[LINE] ?? '?'}: ${named(h.rec)} is archived again (its restored copy expired?): asking for a restore again`);
+              h.state = await store.restore(h.rec.key as string, { ...opts, versionId: versionOf(h.rec) });
             }
           } catch (err) {
             throw storeErrorAt(ctx, h.rec, err);
@@ -123,7 +127,7 @@ export const main = command({
           const h: Held = { rec };
           if (needsAsking(ctx, rec)) {
             const store = stores.for(rec);
-            h.asked = limit(() => store.restore(rec.key as string, opts));
+            h.asked = limit(() => store.restore(rec.key as string, { ...opts, versionId: versionOf(rec) }));
             h.asked.then(
               (state) => (h.state = state),
               (err) => (h.failed = err),
@@ -149,7 +153,20 @@ function needsAsking(ctx: Context, rec: Rec): boolean {
   if (rec.type !== 'object' || rec[PAYLOAD]) return false;
   const problem = keyProblem(rec.key);
   if (problem) throw badRecord(ctx, rec, problem);
+  const versionId = rec.versionId;
+  if (versionId !== undefined && (typeof versionId !== 'string' || versionId === '')) throw badRecord(ctx, rec, `object ${JSON.stringify(rec.key)}: "versionId" must be a non-empty string, got ${JSON.stringify(versionId)}`);
+  if (rec.deleteMarker === true) throw badRecord(ctx, rec, `object ${named(rec)}: a delete marker has nothing to restore (leave out records with "deleteMarker": true)`);
   return rec.storageClass === undefined || rec.storageClass === 'GLACIER' || rec.storageClass === 'DEEP_ARCHIVE';
+}
+
+/** The version a record names; undefined: the current object. */
+function versionOf(rec: Rec): string | undefined {
+  return rec.versionId as string | undefined;
+}
+
+/** How messages name a record's object: its key, and its version when it names one. */
+function named(rec: Rec): string {
+  return rec.versionId === undefined ? JSON.stringify(rec.key) : `${JSON.stringify(rec.key)} version ${rec.versionId}`;
 }
 
 /** Runs at most `n` of the functions given at once, in the order given. */

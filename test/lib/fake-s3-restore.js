@@ -15,13 +15,17 @@ const EXPIRY = 'Fri, 21 Dec 2040 00:00:00 GMT';
  * asked for it between a HEAD and the call, and the restore is under way all the same), and
  * `expiresFirstCopy` (the first restored copy is gone before any HEAD sees it: the object reads
  * as archived again, and only a second RestoreObject makes it readable).
- * `object()` gives an object's state: `state` ("archived", "restoring", "readable"), and the
+ * `versionId` (the object is that version of its key, and the key's current object until another
+ * put; requests that name a version, with ?versionId=, see only versions put with one).
+ * `object(bucket, key, versionId?)` gives an object's (or version's) state: `state` ("archived", "restoring", "readable"), and the
  * count of `heads`, `restores` (RestoreObject calls) and `gets`. `log` lists every request as
- * "HEAD bucket/key", "RESTORE bucket/key", "GET bucket/key", in arrival order. `onRequest`, when
+ * "HEAD bucket/key", "RESTORE bucket/key", "GET bucket/key" (with "?versionId=ID" when the request
+ * named a version), in arrival order. `onRequest`, when
  * set, is called after each request was answered.
  */
 async function startFakeS3() {
   const objects = new Map();
+  const versions = new Map();
   const fake = { log: [], onRequest: undefined };
 
   const server = http.createServer((req, res) => {
@@ -30,10 +34,12 @@ async function startFakeS3() {
     req.on('end', () => {
       const url = new URL(req.url, 'http://x');
       const name = decodeURIComponent(url.pathname.slice(1));
-      const obj = objects.get(name);
+      const version = url.searchParams.get('versionId');
+      const obj = version === null ? objects.get(name) : versions.get(`${name}?versionId=${version}`);
       const op = req.method === 'POST' && url.searchParams.has('restore') ? 'RESTORE' : req.method;
-      fake.log.push(`${op} ${name}`);
-      if (!obj) reply(res, 404, 'NoSuchKey', 'The specified key does not exist.', req.method === 'HEAD');
+      fake.log.push(`${op} ${name}${version === null ? '' : `?versionId=${version}`}`);
+      if (!obj && version !== null) reply(res, 404, 'NoSuchVersion', 'The specified version does not exist.', req.method === 'HEAD');
+      else if (!obj) reply(res, 404, 'NoSuchKey', 'The specified key does not exist.', req.method === 'HEAD');
       else if (op === 'HEAD') head(obj, res);
       else if (op === 'RESTORE') restore(obj, res);
       else if (op === 'GET') get(obj, res);
@@ -81,6 +87,7 @@ async function startFakeS3() {
       'Last-Modified': new Date(0).toUTCString(),
       'x-amz-storage-class': obj.storageClass,
     };
+    if (obj.versionId !== undefined) h['x-amz-version-id'] = obj.versionId;
     if (obj.state === 'restoring') h['x-amz-restore'] = 'ongoing-request="true"';
     if (obj.state === 'readable' && obj.restores > 0) h['x-amz-restore'] = `ongoing-request="false", expiry-date="${EXPIRY}"`;
     return h;
@@ -91,13 +98,15 @@ async function startFakeS3() {
   return Object.assign(fake, {
     url,
     env: { AWS_ACCESS_KEY_ID: 'test', AWS_SECRET_ACCESS_KEY: 'test', AWS_REGION: 'us-east-1', AWS_EC2_METADATA_DISABLED: 'true', AWS_ENDPOINT_URL_S3: '', AWS_ENDPOINT_URL: '', AWS_PROFILE: '' },
-    put(bucket, key, data, { storageClass = 'GLACIER', restoringHeads = 2, restoredByOthers = false, expiresFirstCopy = false } = {}) {
+    put(bucket, key, data, { storageClass = 'GLACIER', restoringHeads = 2, restoredByOthers = false, expiresFirstCopy = false, versionId } = {}) {
       const etag = `"${crypto.createHash('md5').update(data).digest('hex')}"`;
       const state = storageClass === 'GLACIER' || storageClass === 'DEEP_ARCHIVE' ? 'archived' : 'readable';
-      objects.set(`${bucket}/${key}`, { data, etag, storageClass, restoringHeads, restoredByOthers, expiresFirstCopy, state, headsLeft: 0, heads: 0, restores: 0, gets: 0 });
+      const obj = { data, etag, storageClass, restoringHeads, restoredByOthers, expiresFirstCopy, versionId, state, headsLeft: 0, heads: 0, restores: 0, gets: 0 };
+      objects.set(`${bucket}/${key}`, obj);
+      if (versionId !== undefined) versions.set(`${bucket}/${key}?versionId=${versionId}`, obj);
     },
-    object(bucket, key) {
-      return objects.get(`${bucket}/${key}`);
+    object(bucket, key, versionId) {
+      return versionId === undefined ? objects.get(`${bucket}/${key}`) : versions.get(`${bucket}/${key}?versionId=${versionId}`);
     },
     stop() {
       server.closeAllConnections();
