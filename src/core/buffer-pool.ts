@@ -1,3 +1,5 @@
+import type { Encoder } from './encode';
+
 /**
  * Large output buffers (frames, decompressed chunks) used again once what was made in them has
  * been written, instead of left to the garbage collector: V8 frees external memory only after
@@ -17,6 +19,27 @@ export class BufferPool {
   /** A buffer of `size` bytes to fill, when one is free; undefined asks for a new one. */
   take(): Buffer | undefined {
     return this.free.pop();
+  }
+
+  /**
+   * For a read of `bytes` into a buffer of the pool (a free one, or a new one), when they fill
+   * at least a quarter of it; undefined otherwise (a small read in a pool buffer would hold up
+   * to four times its memory, a larger one does not fit).
+   */
+  readonly takeFor = (bytes: number): Buffer | undefined => {
+    if (bytes > this.size || bytes < this.size / 4) return undefined;
+    return this.take() ?? Buffer.allocUnsafeSlow(this.size);
+  };
+
+  /**
+   * Gives `out`'s buffers to be written. The stage resumes this generator only once stdout took
+   * them (a pool buffer is larger than a pipe's high-water mark, so a write of one waits for the
+   * stream to drain): the pool's buffers among them are free again.
+   */
+  *written(out: Encoder): Generator<Buffer[]> {
+    const taken = out.take();
+    yield taken;
+    this.returned(taken);
   }
 
   /** `views` views of this pool-sized buffer go out: it comes back once they all returned. */

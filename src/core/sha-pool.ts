@@ -1,6 +1,7 @@
 // SHA-256 of large buffers on worker threads, so that a command moving hundreds of MiB/s keeps
 // its event loop for I/O. A buffer moves to a thread and back (no copy); it must own its
-// ArrayBuffer (Buffer.allocUnsafeSlow makes such buffers).
+// ArrayBuffer (Buffer.allocUnsafeSlow makes such buffers), or, when the caller says so
+// (`sole`), be the only view in use of an ArrayBuffer it starts (a reused buffer partly filled).
 import { createHash } from 'node:crypto';
 import { availableParallelism } from 'node:os';
 import path from 'node:path';
@@ -31,14 +32,19 @@ export class ShaPool {
     return { data: r.data, sha256: r.digest };
   }
 
-  /** The `kind` digest of `data`, which is detached here until the result hands it back. */
-  async digest(data: Buffer, kind: Digest): Promise<{ data: Buffer; digest: string }> {
-    const ab = data.buffer;
-    if (!(ab instanceof ArrayBuffer) || data.byteOffset !== 0 || data.length !== ab.byteLength) {
+  /**
+   * The `kind` digest of `data`, which is detached here until the result hands it back. With
+   * `sole`, `data` may be shorter than its ArrayBuffer, which all moves (see movable()).
+   */
+  async digest(data: Buffer, kind: Digest, sole = false): Promise<{ data: Buffer; digest: string }> {
+    if (!movable(data, sole)) {
       throw new Error('a buffer hashed on a thread must own its ArrayBuffer (make it with Buffer.allocUnsafeSlow)');
     }
-    const r = await this.pool.run<{ data: ArrayBuffer; digest: string }>({ data: ab, length: data.length, kind }, [ab]);
-    return { data: Buffer.from(r.data), digest: r.digest };
+    const ab = data.buffer as ArrayBuffer;
+    // Read before the transfer detaches it.
+    const length = data.length;
+    const r = await this.pool.run<{ data: ArrayBuffer; digest: string }>({ data: ab, length, kind }, [ab]);
+    return { data: Buffer.from(r.data, 0, length), digest: r.digest };
   }
 
   close(): Promise<void> {
@@ -55,13 +61,22 @@ function defaultThreads(): number {
 export const THREAD_HASH_BYTES = 1 << 20;
 
 /**
- * The `kind` digest of `data`: on `pool`'s threads when there is a pool and the buffer is large
- * and owns its ArrayBuffer (it is detached meanwhile, and the bytes come back in `data`), on
- * this thread otherwise. Use the `data` it gives, never the buffer passed in.
+ * Whether `data` can move to a thread: it owns its ArrayBuffer, or, with `sole` (the caller
+ * vouches that no other view of that ArrayBuffer is in use), starts it. Never assumed: a view at
+ * offset 0 of a larger buffer (a decoded input chunk, Node's pool of small buffers) would take
+ * the bytes of other views with it.
  */
-export async function digestOf(data: Buffer, kind: Digest, pool: ShaPool | undefined): Promise<{ data: Buffer; digest: string }> {
+function movable(data: Buffer, sole: boolean): boolean {
   const ab = data.buffer;
-  const movable = ab instanceof ArrayBuffer && data.byteOffset === 0 && data.length === ab.byteLength && data.length >= THREAD_HASH_BYTES;
-  if (pool && movable) return pool.digest(data, kind);
+  return ab instanceof ArrayBuffer && data.byteOffset === 0 && (data.length === ab.byteLength || (sole && data.length <= ab.byteLength));
+}
+
+/**
+ * The `kind` digest of `data`: on `pool`'s threads when there is a pool and the buffer is large
+ * and can move (it is detached meanwhile, and the bytes come back in `data`), on this thread
+ * otherwise. `sole` as for ShaPool.digest(). Use the `data` it gives, never the buffer passed in.
+ */
+export async function digestOf(data: Buffer, kind: Digest, pool: ShaPool | undefined, sole = false): Promise<{ data: Buffer; digest: string }> {
+  if (pool && data.length >= THREAD_HASH_BYTES && movable(data, sole)) return pool.digest(data, kind, sole);
   return { data, digest: kind === 'sha256' ? sha256b64(data) : createHash('md5').update(data).digest('hex') };
 }

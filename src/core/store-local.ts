@@ -92,7 +92,7 @@ export class LocalStore implements ObjectStore {
     // the sidecar and of the data.
     for (let attempt = 0; ; attempt++) {
       const meta = await readMeta(file);
-      const { data, stat } = await this.read(key, file, opts.range);
+      const { data, stat } = await this.read(key, file, opts.range, opts.buffer);
       const info = describe(key, stat, meta, true);
       const problem = meta && !opts.range ? mismatch(data, meta) : undefined;
       if (!problem) return { data, info };
@@ -252,7 +252,7 @@ export class LocalStore implements ObjectStore {
     return infos.filter((info): info is ObjectInfo => info !== undefined);
   }
 
-  private async read(key: string, file: string, range: GetOptions['range']): Promise<{ data: Buffer; stat: Stats }> {
+  private async read(key: string, file: string, range: GetOptions['range'], buffer: GetOptions['buffer']): Promise<{ data: Buffer; stat: Stats }> {
     const handle = await fsp.open(file, constants.O_RDONLY | constants.O_NOFOLLOW).catch((err) => {
       throw ['ELOOP', 'EISDIR'].includes(errorCode(err) ?? '') ? this.errors.notFound(key) : this.errors.fs(err, key, 'reading');
     });
@@ -262,7 +262,8 @@ export class LocalStore implements ObjectStore {
       const start = range ? range.start : 0;
       const end = range ? Math.min(range.end ?? stat.size, stat.size) : stat.size;
       if (!Number.isSafeInteger(start) || start < 0 || !Number.isSafeInteger(end)) throw new RangeError(`bad range ${JSON.stringify(range)}`);
-      const data = Buffer.allocUnsafe(Math.max(0, end - start));
+      const size = Math.max(0, end - start);
+      const data = buffer?.(size)?.subarray(0, size) ?? Buffer.allocUnsafe(size);
       let got = 0;
       while (got < data.length) {
         const { bytesRead } = await handle.read(data, got, data.length - got, start + got);

@@ -2,6 +2,7 @@
 // object's buffer, and the part sizes of multipart uploads (store-s3-multipart.ts).
 import { GetObjectCommand, type GetObjectCommandOutput, type S3Client } from '@aws-sdk/client-s3';
 import { ShortReply, withRetries, type RetryPolicy, type Where } from './store-s3-errors';
+import type { GetOptions } from './store';
 
 import { MAX_PARTS, MIN_PART_SIZE } from './store-s3-limits';
 
@@ -34,11 +35,13 @@ export interface RangeRead {
 
 /**
  * GETs `length` bytes from `start` (to the object's end when `length` is undefined), into `into`
- * when given (a place in the object's buffer: no copy), with `ifMatch` (an ETag) so that the
- * ranges of one read all come from one version. A reply of another length than announced (a
- * cut connection) is read again.
+ * when given (a place in the object's buffer: no copy), else into a buffer `buffer` gives (see
+ * GetOptions), with `ifMatch` (an ETag) so that the ranges of one read all come from one
+ * version. A reply of another length than announced (a cut connection) is read again, into the
+ * same place.
  */
-export async function readRange(t: Target, start: number, length: number | undefined, opts: { into?: Buffer; ifMatch?: string } = {}): Promise<RangeRead> {
+export async function readRange(t: Target, start: number, length: number | undefined, opts: { into?: Buffer; ifMatch?: string; buffer?: GetOptions['buffer'] } = {}): Promise<RangeRead> {
+  let given: Buffer | undefined;
   return withRetries(t.policy, t.where('GetObject'), async () => {
     const range = length !== undefined ? `bytes=${start}-${start + length - 1}` : start > 0 ? `bytes=${start}-` : undefined;
     const res = await t.client.send(new GetObjectCommand({ Bucket: t.bucket, Key: t.fullKey, Range: range, IfMatch: opts.ifMatch }), { abortSignal: t.policy.signal });
@@ -46,7 +49,8 @@ export async function readRange(t: Target, start: number, length: number | undef
     const total = totalOf(res);
     const expected = Math.min(length ?? total, Math.max(0, total - start));
     if (res.ContentLength !== undefined && res.ContentLength !== expected) throw new ShortReply(`the reply announces ${res.ContentLength} bytes, ${expected} were asked for`);
-    const data = opts.into ?? Buffer.allocUnsafe(expected);
+    if (!opts.into && !(given && given.length >= expected)) given = opts.buffer?.(expected) ?? Buffer.allocUnsafeSlow(expected);
+    const data = opts.into ?? given!;
     let got = 0;
     for await (const chunk of body as AsyncIterable<Uint8Array>) {
       if (got + chunk.length > expected) throw new ShortReply(`the reply holds more than the ${expected} bytes asked for`);

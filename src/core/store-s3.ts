@@ -94,19 +94,19 @@ export class S3Store implements ObjectStore {
 
   async get(key: string, opts: GetOptions = {}): Promise<GetResult> {
     const t = opts.versionId === undefined ? this.target(key) : versionTarget(this.target(key), opts.versionId);
-    if (opts.range) return this.getRange(t, key, opts.range);
+    if (opts.range) return this.getRange(t, key, opts.range, opts.buffer);
     // A put that replaced the object between its first range and the others fails their
     // If-Match: the new object is read from the start, once.
-    return this.getWhole(t, key).catch((err) => {
-      if (statusOf(err) === 412) return this.getWhole(t, key);
+    return this.getWhole(t, key, opts.buffer).catch((err) => {
+      if (statusOf(err) === 412) return this.getWhole(t, key, opts.buffer);
       throw err;
     });
   }
 
-  private async getWhole(t: Target, key: string): Promise<GetResult> {
+  private async getWhole(t: Target, key: string, buffer: GetOptions['buffer']): Promise<GetResult> {
     let first;
     try {
-      first = await readRange(t, 0, this.partSize);
+      first = await readRange(t, 0, this.partSize, { buffer });
     } catch (err) {
       // A range of an empty object is "not satisfiable" on S3: read it whole.
       if (!isInvalidRange(err)) throw err;
@@ -126,8 +126,9 @@ export class S3Store implements ObjectStore {
       });
     }
     const check = checkOf(info, first.head.ServerSideEncryption, first.head.SSECustomerAlgorithm);
-    // The hash may move the bytes to another thread and back, into a new Buffer.
-    const hashed = check ? await digestOf(data, check.kind, this.sha) : { data, digest: undefined };
+    // The hash may move the bytes to another thread and back, into a new Buffer; one range's
+    // buffer is this read's alone, even when longer than the object (a reused one).
+    const hashed = check ? await digestOf(data, check.kind, this.sha, data === first.data) : { data, digest: undefined };
     const problem = mismatch(hashed.data, info, check, hashed.digest);
     if (problem) throw new IntegrityError(`${this.url}: object ${JSON.stringify(key)}: ${problem}`);
     return { data: hashed.data, info };
@@ -210,12 +211,12 @@ export class S3Store implements ObjectStore {
     return { client: this.client, bucket: this.bucket, fullKey, policy: this.policy, where: (op) => ({ url: this.url, op, key }) };
   }
 
-  private async getRange(t: Target, key: string, range: { start: number; end?: number }): Promise<GetResult> {
+  private async getRange(t: Target, key: string, range: { start: number; end?: number }, buffer: GetOptions['buffer']): Promise<GetResult> {
     const { start, end } = range;
     if (!Number.isSafeInteger(start) || start < 0 || (end !== undefined && !Number.isSafeInteger(end))) throw new RangeError(`bad range ${JSON.stringify(range)}`);
     if (end === undefined || end > start) {
       try {
-        const read = await readRange(t, start, end === undefined ? undefined : end - start);
+        const read = await readRange(t, start, end === undefined ? undefined : end - start, { buffer });
         return { data: read.data, info: describeObject(key, read.head, read.total) };
       } catch (err) {
         if (!isInvalidRange(err)) throw err;

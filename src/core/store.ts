@@ -54,6 +54,13 @@ export interface GetOptions {
    * the store does not hold is a NotFoundError.
    */
   versionId?: string;
+  /**
+   * A buffer to read `size` bytes into (at least that long, at offset 0 of an ArrayBuffer nothing
+   * else uses), or undefined for the store to make one; the data is then a view of it, or of the
+   * ArrayBuffer a hashing thread gave back. Not to be used again after a failed read (which may
+   * still be writing into it).
+   */
+  buffer?: (size: number) => Buffer | undefined;
 }
 
 /**
