@@ -123,7 +123,7 @@ export interface PieceWrite {
    * `opts.sha256` is an IntegrityError and nothing is stored. Durable as a put with `batch`.
    */
   commit(sha256: string): Promise<PutResult>;
-  /** Drops what was written (best effort); nothing is stored. */
+  /** Stores nothing; drops what was written (best effort), or keeps a journaled upload for a rerun. */
   abort(): Promise<void>;
 }
 
@@ -202,7 +202,8 @@ export interface ObjectStore {
    * commit(); a write that is aborted, or never committed, leaves the old object (or none).
    * With `opts.sha256` (known before the bytes are, as when copying a stored object) the store
    * keeps it as the object's checksum; without, a directory keeps the one commit() is given
-   * and S3 keeps none. Journals of uploads (`opts.uploads`) are not used.
+   * and S3 keeps none. With `opts.uploads`, S3 journals the upload and continues one a journal
+   * recorded for the same object, as put() does.
    */
   putPieces(key: string, size: number, pieceSize: number, opts?: PutOptions): Promise<PieceWrite>;
 
