@@ -16,7 +16,7 @@ condition; a record without the field a condition reads does not meet it. Repeat
 --prefix or --field: one of the types, one of the prefixes, every field. Without conditions
 every record is kept.
 
-Conditions:
+Options:
   --type T                the record's "type" is T (object, block, ...)
   --prefix P              its "key" begins with P (a key prefix, not a folder)
   --field NAME=VALUE      its field NAME equals VALUE: a string field as text, a number as a
