@@ -91,6 +91,36 @@ describe('s3-get in pieces', () => {
     assert.ok(whole[PAYLOAD].equals(small));
   });
 
+  it('an object larger than a frame (256 MiB) goes in pieces by default, to moto and back, byte-identical', async () => {
+    // Sparse but for a random head and tail, so that a misplaced piece shows.
+    const dir = fresh('huge');
+    fs.mkdirSync(dir);
+    const file = path.join(dir, 'huge.img');
+    const size = 300 * MiB + 5;
+    const fd = fs.openSync(file, 'w');
+    const head = crypto.randomBytes(MiB);
+    const tail = crypto.randomBytes(MiB + 5);
+    fs.writeSync(fd, head, 0, head.length, 0);
+    fs.writeSync(fd, tail, 0, tail.length, size - tail.length);
+    fs.closeSync(fd);
+    const whole = crypto.createHash('sha256');
+    for (const chunk of [head, Buffer.alloc(size - head.length - tail.length), tail]) whole.update(chunk);
+    const expected = whole.digest('base64');
+    await moto.createBucket('pieces-huge');
+    const up = await ok(`s3-list "${dir}" | s3-get | s3-put s3://pieces-huge/h`);
+    const written = linesOf(up.stdout).find((rec) => rec.type === 'object');
+    assert.deepStrictEqual([written.key, written.size, written.sha256], ['huge.img', size, expected]);
+    assert.match(written.etag, /-38"$/, 'one multipart object of 38 parts of 8 MiB');
+    const back = fresh('hugeback');
+    await ok(`s3-list s3://pieces-huge/h | s3-get | s3-put "${back}" > /dev/null`);
+    const copy = fs.readFileSync(path.join(back, 'huge.img'));
+    assert.strictEqual(copy.length, size);
+    assert.strictEqual(sha256(copy), expected);
+    // Whole, it does not fit a frame: --pieces-above cannot go beyond one.
+    const r = await sh(`s3-list s3://pieces-huge/h | s3-get --pieces-above 512M`);
+    assert.strictEqual(r.code, 2, account(r));
+  });
+
   it('refuses to let the last piece out when the whole object does not match its checksum (status 5)', async () => {
     const dir = await sourceDir();
     const listing = (await ok(`s3-list "${dir}"`)).stdout.toString();

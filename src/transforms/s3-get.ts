@@ -180,7 +180,6 @@ class Fetcher {
     const size = rec.size;
     if (size !== undefined && !(Number.isSafeInteger(size) && (size as number) >= 0)) throw badRecord(ctx, rec, `object ${JSON.stringify(key)}: "size" must be a non-negative integer, got ${JSON.stringify(size)}`);
     if (rec.sha256 !== undefined && typeof rec.sha256 !== 'string') throw badRecord(ctx, rec, `object ${JSON.stringify(key)}: "sha256" must be a base64 string`);
-    if (typeof size === 'number' && size > DEFAULT_MAX_PAYLOAD) throw this.tooLarge(rec, key, size);
     const versionId = rec.versionId;
     if (versionId !== undefined && (typeof versionId !== 'string' || versionId === '')) throw badRecord(ctx, rec, `object ${JSON.stringify(key)}: "versionId" must be a non-empty string, got ${JSON.stringify(versionId)}`);
     if (rec.deleteMarker === true) throw badRecord(ctx, rec, `object ${JSON.stringify(key)} version ${versionId}: a delete marker has no data (leave out records with "deleteMarker": true)`);
