@@ -134,6 +134,26 @@ describe('s3-get in pieces', () => {
     assert.deepStrictEqual(tempFilesIn(dst), []);
   });
 
+  it('an object that changed size after it was listed: status 5, with a message, nothing stored', async () => {
+    for (const [name, newSize] of [['shrunk', 12 * MiB], ['grown', 25 * MiB]]) {
+      const dir = fresh(name);
+      fs.mkdirSync(dir);
+      fs.writeFileSync(path.join(dir, 'f.bin'), big.subarray(0, 20 * MiB));
+      const listing = (await ok(`s3-list "${dir}"`)).stdout;
+      fs.writeFileSync(path.join(dir, 'f.bin'), crypto.randomBytes(newSize));
+      const dst = fresh('dst');
+      for (const jobs of [1, 8]) {
+        const r = await sh(`s3-get -j ${jobs} --pieces-above 8M --piece-size 5M | s3-put "${dst}"`, { input: listing });
+        // A status, not a crash: a failed piece must not leave the rest of the object's chain unhandled.
+        assert.strictEqual(r.statuses[0], 5, `${name} -j ${jobs}: ${account(r)}`);
+        assert.match(r.stderr, new RegExp(`"f\\.bin" is ${newSize} bytes now, the record says ${20 * MiB}`), name);
+        assert.doesNotMatch(r.stderr, /at .*\.js:\d+/, 'no stack trace');
+        assert.ok(!fs.existsSync(path.join(dst, 'f.bin')), name);
+        assert.deepStrictEqual(tempFilesIn(dst), [], name);
+      }
+    }
+  });
+
   it('stages that need whole objects refuse pieces, naming the key', async () => {
     const input = frames(piecesOf('s/0000000000', big, 8 * MiB));
     const joined = fresh('joined');
@@ -262,6 +282,22 @@ describe('s3-copy through this process in pieces', () => {
     const down = await ok(`s3-list s3://pieces-e/c | s3-copy --to "${back}"`);
     assert.strictEqual(linesOf(down.stdout).find((rec) => rec.type === 'object').sha256, sha256(large));
     assert.ok(fs.readFileSync(path.join(back, 'large.bin')).equals(large));
+  });
+
+  it('a source that changes after it was listed: status 5, nothing copied or journaled', async () => {
+    const dir = fresh('copysrc');
+    fs.mkdirSync(dir);
+    fs.writeFileSync(path.join(dir, 'large.bin'), large);
+    const listing = (await ok(`s3-list "${dir}"`)).stdout;
+    // Shorter than listed: the HEAD of the copy already sees it.
+    fs.writeFileSync(path.join(dir, 'large.bin'), large.subarray(0, 66 * MiB));
+    const dst = fresh('copydst');
+    const r = await sh(`s3-copy --to "${dst}"`, { input: listing });
+    assert.strictEqual(r.code, 5, account(r));
+    assert.doesNotMatch(r.stderr, /at .*\.js:\d+/, 'no stack trace');
+    assert.doesNotMatch(r.stdout.toString(), /large\.bin/, 'nothing journaled as copied');
+    assert.ok(!fs.existsSync(path.join(dst, 'large.bin')));
+    assert.deepStrictEqual(tempFilesIn(dst), []);
   });
 
   it('a record whose SHA-256 the object does not have: status 5, nothing copied, no upload left', async () => {

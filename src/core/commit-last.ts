@@ -43,7 +43,9 @@ export function writeCommitLast(ctx: Context, writer: ObjectWriter, jobs: number
               await output.flush(out);
               yield await writer.durable(out);
             }
-            output.job(writer.write(rec).then((written) => (written ? [written] : [])), writer.heldBytes(rec));
+            // Counted before the write starts: a store may move the bytes to a hashing thread.
+            const held = writer.heldBytes(rec);
+            output.job(writer.write(rec).then((written) => (written ? [written] : [])), held);
           }
         }
         await output.flush(out);

@@ -8,6 +8,7 @@
 import { createHash, type Hash } from 'node:crypto';
 import { DEFAULT_MAX_PAYLOAD } from './decode';
 import type { Rec } from './records';
+import type { ObjectInfo } from './store';
 import { MAX_PARTS, MIN_PART_SIZE } from './store-s3-limits';
 
 /** The least piece size: S3's least part, since every piece but the last becomes one part. */
@@ -57,8 +58,11 @@ export class OrderedHash {
       this.hash.update(bytesOf(got));
       return got;
     });
-    // A failed piece fails the ones after it as well: the object cannot be whole.
+    // A failed piece fails the ones after it as well: the object cannot be whole. The failure
+    // is reported through `done` and through the next add() or digest(); when neither comes,
+    // the turn must not be left as an unhandled rejection.
     this.turn = done.then(() => undefined);
+    this.turn.catch(() => {});
     return done;
   }
 
@@ -67,4 +71,17 @@ export class OrderedHash {
     await this.turn;
     return this.hash.digest('base64');
   }
+}
+
+/**
+ * How the object a piece was read from differs from the one the first piece (or a HEAD) saw, or
+ * undefined if it is the same: its size, ETag or modification time. Pieces are separate reads;
+ * an object replaced between them (a directory's file without a checksum has no ETag) must
+ * not pass as one.
+ */
+export function changedSince(first: ObjectInfo, now: ObjectInfo): string | undefined {
+  if (now.size !== first.size) return `its size went from ${first.size} to ${now.size} bytes`;
+  if (now.etag !== first.etag) return `its ETag went from ${first.etag} to ${now.etag}`;
+  if (now.mtime?.getTime() !== first.mtime?.getTime()) return `it was modified at ${now.mtime?.toISOString()}, after ${first.mtime?.toISOString()}`;
+  return undefined;
 }

@@ -56,6 +56,7 @@ export class LocalPieceWrite implements PieceWrite {
     try {
       await this.installer.closeTemp(this.file.handle);
     } catch (err) {
+      await this.file.handle.close().catch(() => {});
       await fsp.unlink(this.file.temp).catch(() => {});
       throw err;
     }

@@ -5,7 +5,7 @@
 // record gives, so that a stage after s3-get never completes an object from bytes that fail
 // their check.
 import type { Context } from '../core/command';
-import { OrderedHash, pieceSizeFor, MAX_PIECED_SIZE } from '../core/object-pieces';
+import { changedSince, OrderedHash, pieceSizeFor, MAX_PIECED_SIZE } from '../core/object-pieces';
 import { PAYLOAD, type Rec } from '../core/records';
 import { integrityError, recordAt } from '../core/stage';
 import { type GetResult, type ObjectInfo, type ObjectStore } from '../core/store';
@@ -22,13 +22,14 @@ export interface PieceJob {
  * job's read begins when it is started; start them in order. `read` makes a ranged read and
  * gives its errors their place in the input.
  */
-export function pieceJobs(ctx: Context, store: ObjectStore, rec: Rec, size: number, preferred: number, read: (range: { start: number; end: number }) => Promise<GetResult>): PieceJob[] {
+export function pieceJobs(ctx: Context, store: ObjectStore, rec: Rec, size: number, preferred: number, read: (range: { start: number; end: number }) => Promise<GetResult>, head?: ObjectInfo): PieceJob[] {
   const key = rec.key as string;
   const shown = JSON.stringify(key);
   const pieceSize = pieceSizeFor(size, preferred);
   if (pieceSize === undefined) throw new SluiceError(`${recordAt(ctx, rec)}: object ${shown} is ${size} bytes; pieces carry at most ${MAX_PIECED_SIZE}`);
   const hash = new OrderedHash();
-  let first: ObjectInfo | undefined;
+  // What the pieces must all have been read from: the HEAD that gave the size, or the first piece.
+  let first: ObjectInfo | undefined = head;
   const count = Math.ceil(size / pieceSize);
   const jobs: PieceJob[] = [];
   for (let index = 0; index < count; index++) {
@@ -36,11 +37,12 @@ export function pieceJobs(ctx: Context, store: ObjectStore, rec: Rec, size: numb
     const end = Math.min(size, start + pieceSize);
     const last = index === count - 1;
     const check = ({ data, info }: GetResult) => {
-      if (data.length !== end - start) throw integrityError(ctx, rec, `object ${shown}: ${data.length} bytes read at offset ${start}, ${end - start} were asked for (the object is ${size} bytes, the record says)`);
+      const said = head ? 'its HEAD said' : 'the record says';
+      if (info.size !== size) throw integrityError(ctx, rec, `object ${shown} is ${info.size} bytes now, ${said} ${size}: it changed since (read at offset ${start})`);
+      if (data.length !== end - start) throw integrityError(ctx, rec, `object ${shown}: ${data.length} bytes read at offset ${start}, ${end - start} were asked for`);
       first ??= info;
-      if (info.etag !== first.etag || (typeof rec.etag === 'string' && info.etag !== undefined && info.etag !== rec.etag)) {
-        throw integrityError(ctx, rec, `object ${shown} changed while it was read in pieces (ETag ${info.etag} at offset ${start}, ${typeof rec.etag === 'string' ? rec.etag : first.etag} expected)`);
-      }
+      const changed = changedSince(first, info) ?? (typeof rec.etag === 'string' && info.etag !== undefined && info.etag !== rec.etag ? `its ETag is ${info.etag}, the record says ${rec.etag}` : undefined);
+      if (changed) throw integrityError(ctx, rec, `object ${shown} changed while it was read in pieces (at offset ${start}: ${changed})`);
     };
     jobs.push({
       bytes: end - start,

@@ -10,7 +10,7 @@ import { PAYLOAD, type Rec } from '../core/records';
 import { badRecord, integrityError, recordAt, transform } from '../core/stage';
 import { RecordStores } from '../core/record-stores';
 import { ShaPool } from '../core/sha-pool';
-import { keyProblem, openStore, StoreError, storeErrorAt, type ObjectStore } from '../core/store';
+import { keyProblem, openStore, StoreError, storeErrorAt, type ObjectInfo, type ObjectStore } from '../core/store';
 import { s3Settings, storeFlags, STORE_OPTIONS_TEXT, type S3Settings } from '../core/store-s3-flags';
 import { DEFAULT_PART_SIZE } from '../core/store-s3-limits';
 
@@ -156,9 +156,11 @@ class Fetcher {
     const versionId = rec.versionId as string | undefined;
     const store = this.stores.for(rec);
     // A version's size comes with its listing; a current object's can be asked for.
+    let head: ObjectInfo | undefined;
     if (size === undefined && versionId === undefined) {
       try {
-        size = (await store.head(key)).size;
+        head = await store.head(key);
+        size = head.size;
       } catch (err) {
         throw storeErrorAt(this.ctx, rec, withHint(err, versionId));
       }
@@ -168,6 +170,7 @@ class Fetcher {
       store.get(key, { range, versionId, buffer: this.payloads.takeFor }).catch((err: unknown) => {
         throw storeErrorAt(this.ctx, rec, withHint(err, versionId));
       }),
+      head,
     );
   }
 
