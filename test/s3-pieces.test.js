@@ -69,6 +69,34 @@ after(async () => {
   await moto?.stop();
 });
 
+describe('OrderedHash', () => {
+  const { OrderedHash } = require('../dist/core/object-pieces.js');
+  const { SerialSha } = require('../dist/core/serial-sha.js');
+
+  it('hashes pieces in the order they were added, whatever order they arrive in, on its thread or not', async () => {
+    const whole = crypto.randomBytes(3 * MiB + 17);
+    // Pieces of their own buffers, and views of a larger one (those cannot move to a thread).
+    const cuts = [0, MiB, 2 * MiB, 3 * MiB, whole.length];
+    const serial = new SerialSha();
+    try {
+      for (const hasher of [new OrderedHash(serial), new OrderedHash(), new OrderedHash(serial)]) {
+        const pieces = cuts.slice(0, -1).map((start, i) => (i % 2 ? whole.subarray(start, cuts[i + 1]) : Buffer.from(whole.subarray(start, cuts[i + 1]))));
+        // Later pieces resolve first.
+        const got = await Promise.all(pieces.map((data, i) => hasher.add(new Promise((r) => setTimeout(() => r({ data }), 40 - 10 * i)))));
+        assert.ok(Buffer.concat(got.map((g) => g.data)).equals(whole), 'the bytes come back');
+        assert.strictEqual(await hasher.digest(), sha256(whole));
+      }
+      // A failed piece fails the digest, and leaves nothing unhandled.
+      const failing = new OrderedHash(serial);
+      const first = failing.add(Promise.reject(new Error('cut')));
+      await assert.rejects(first, /cut/);
+      await assert.rejects(failing.digest(), /cut/);
+    } finally {
+      await serial.close();
+    }
+  });
+});
+
 describe('s3-get in pieces', () => {
   it('reads an object larger than --pieces-above as consecutive pieces with offsets, the whole size and checksum', async () => {
     const dir = await sourceDir();

@@ -9,6 +9,7 @@ import { createHash, type Hash } from 'node:crypto';
 import { DEFAULT_MAX_PAYLOAD } from './decode';
 import type { Rec } from './records';
 import type { ObjectInfo } from './store';
+import type { SerialSha } from './serial-sha';
 import { MAX_PARTS, MIN_PART_SIZE } from './store-s3-limits';
 
 /** The least piece size: S3's least part, since every piece but the last becomes one part. */
@@ -45,17 +46,25 @@ export function pieceRefusal(rec: Rec): string {
 /**
  * The SHA-256 of an object whose pieces are read at once and out of order: each piece is added
  * in its turn (add() calls chain in the order they are made), so the whole digest is ready
- * when the last piece's turn has come.
+ * when the last piece's turn has come. With a SerialSha the hashing is done on its thread (the
+ * piece's bytes move there and back: add() gives them in `data` again).
  */
 export class OrderedHash {
-  private readonly hash: Hash = createHash('sha256');
+  private readonly hash: Hash | undefined;
+  private readonly id: number;
   private turn: Promise<void> = Promise.resolve();
 
+  constructor(private readonly serial?: SerialSha) {
+    this.id = serial ? serial.open() : -1;
+    if (!serial) this.hash = createHash('sha256');
+  }
+
   /** Adds the bytes `piece` resolves to after every piece added before; `check` runs first, in turn. */
-  add<T>(piece: Promise<T>, bytesOf: (got: T) => Uint8Array, check?: (got: T) => void): Promise<T> {
-    const done = Promise.all([piece, this.turn]).then(([got]) => {
+  add<T extends { data: Buffer }>(piece: Promise<T>, check?: (got: T) => void): Promise<T> {
+    const done = Promise.all([piece, this.turn]).then(async ([got]) => {
       check?.(got);
-      this.hash.update(bytesOf(got));
+      if (this.serial) got.data = await this.serial.update(this.id, got.data);
+      else this.hash!.update(got.data);
       return got;
     });
     // A failed piece fails the ones after it as well: the object cannot be whole. The failure
@@ -69,7 +78,7 @@ export class OrderedHash {
   /** The digest (base64), once every piece added so far was hashed. */
   async digest(): Promise<string> {
     await this.turn;
-    return this.hash.digest('base64');
+    return this.serial ? this.serial.digest(this.id) : this.hash!.digest('base64');
   }
 }
 

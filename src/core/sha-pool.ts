@@ -66,7 +66,7 @@ export const THREAD_HASH_BYTES = 1 << 20;
  * offset 0 of a larger buffer (a decoded input chunk, Node's pool of small buffers) would take
  * the bytes of other views with it.
  */
-function movable(data: Buffer, sole: boolean): boolean {
+export function movable(data: Buffer, sole: boolean): boolean {
   const ab = data.buffer;
   return ab instanceof ArrayBuffer && data.byteOffset === 0 && (data.length === ab.byteLength || (sole && data.length <= ab.byteLength));
 }

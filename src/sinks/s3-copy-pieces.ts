@@ -7,6 +7,7 @@ import { eachLimited } from '../core/each-limited';
 import { IntegrityError } from '../core/errors';
 import { changedSince, DEFAULT_PIECE_SIZE, MAX_PIECED_SIZE, OrderedHash, pieceSizeFor } from '../core/object-pieces';
 import type { ObjectInfo, ObjectStore, PieceWrite, PutResult } from '../core/store';
+import type { SerialSha } from '../core/serial-sha';
 
 /** Objects larger than this are copied in pieces. */
 export const PIECES_ABOVE = 64 << 20;
@@ -24,6 +25,8 @@ export interface PieceCopy {
   /** The SHA-256 the record gives, if any. */
   sha256?: string;
   storageClass?: string;
+  /** Where the whole object is hashed, in order. */
+  serial?: SerialSha;
 }
 
 export async function copyInPieces(c: PieceCopy): Promise<PutResult & { size: number }> {
@@ -38,7 +41,7 @@ export async function copyInPieces(c: PieceCopy): Promise<PutResult & { size: nu
   const expected = c.sha256 ?? info.sha256;
   const metadata = info.metadata && Object.keys(info.metadata).length ? info.metadata : undefined;
   const target: PieceWrite = await to.putPieces(key, size, pieceSize, { sha256: expected, storageClass: c.storageClass, metadata, batch: true });
-  const hash = new OrderedHash();
+  const hash = new OrderedHash(c.serial);
   const indexes = Array.from({ length: Math.ceil(size / pieceSize) }, (_, i) => i);
   try {
     await eachLimited(indexes, PIECE_JOBS, async (i) => {
@@ -47,7 +50,6 @@ export async function copyInPieces(c: PieceCopy): Promise<PutResult & { size: nu
       // add() is called before the first await: the pieces are hashed in index order.
       const got = await hash.add(
         from.get(key, { range: { start, end } }),
-        (r) => r.data,
         (r) => {
           const changed = changedSince(info, r.info);
           if (changed) throw new IntegrityError(`${shown} changed while it was copied (at offset ${start}: ${changed}); nothing was copied`);

@@ -11,6 +11,7 @@ import type { CopyOptions, CopyResult } from '../core/store-s3-copy';
 import { s3Settings, storeFlags, STORE_OPTIONS_TEXT } from '../core/store-s3-flags';
 import { MAX_PART_SIZE as MAX_COPY_SIZE, MIN_PART_SIZE } from '../core/store-s3-limits';
 import { copyInPieces, PIECE_JOBS, PIECED_BYTES, PIECES_ABOVE } from './s3-copy-pieces';
+import { SerialSha } from '../core/serial-sha';
 
 // Data held for objects copied through this process (get and put): as s3-put.
 const MAX_BYTES_IN_FLIGHT = 64 << 20;
@@ -94,7 +95,11 @@ export const main = command({
       multipartThreshold: sizeFlag(args, 'multipart-threshold', MAX_COPY_SIZE, MIN_PART_SIZE, MAX_COPY_SIZE),
       partSize: sizeFlag(args, 'part-size', DEFAULT_PART_SIZE, MIN_PART_SIZE, MAX_COPY_SIZE),
     });
-    await transform(ctx, {}, writeCommitLast(ctx, copier, jobs, MAX_BYTES_IN_FLIGHT));
+    try {
+      await transform(ctx, {}, writeCommitLast(ctx, copier, jobs, MAX_BYTES_IN_FLIGHT));
+    } finally {
+      await copier.serial.close();
+    }
   },
 });
 
@@ -102,6 +107,8 @@ class Copier implements ObjectWriter {
   // Per source store: whether S3 copies from it to the destination itself.
   private readonly serverSide = new Map<ObjectStore, boolean>();
   private copyModule: typeof import('../core/store-s3-copy') | undefined;
+  /** The thread that hashes large objects copied in pieces (started only if there are some). */
+  readonly serial = new SerialSha();
 
   constructor(
     private readonly ctx: Context,
@@ -197,7 +204,7 @@ class Copier implements ObjectWriter {
     if (versionId === undefined && (expect.size === undefined || expect.size > PIECES_ABOVE)) {
       const info = await from.head(key);
       if (expect.size !== undefined && info.size !== expect.size) throw this.integrity(from, key, `the object is ${info.size} bytes, the record says ${expect.size}`);
-      if (info.size > PIECES_ABOVE) return copyInPieces({ from, to: this.dest, key, info, sha256: expect.sha256, storageClass: this.opts.storageClass });
+      if (info.size > PIECES_ABOVE) return copyInPieces({ from, to: this.dest, key, info, sha256: expect.sha256, storageClass: this.opts.storageClass, serial: this.serial });
     }
     const opts: GetOptions & { versionId?: string } = versionId === undefined ? {} : { versionId };
     const { data, info } = await from.get(key, opts);

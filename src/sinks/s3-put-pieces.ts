@@ -1,14 +1,16 @@
 // How s3-put joins the pieces of an object larger than a frame (src/core/object-pieces.ts): the
-// pieces are checked and hashed in input order as they are sorted, written several at once
-// (each one a part of the store's write), and the object is committed by the job of its last
-// piece, after every piece was written and the whole SHA-256 matched the one the records give.
+// pieces are checked in input order as they are sorted, written several at once (each one a
+// part of the store's write), hashed in order once written (on the hashing thread), and the
+// object is committed by the job of its last piece, after every piece was written and the
+// whole SHA-256 matched the one the records give.
 // A run that fails, or an input that stops between two pieces, aborts the write: no object
 // is ever made of part of its pieces.
-import { createHash, type Hash } from 'node:crypto';
 import type { Context } from '../core/command';
-import { MIN_PIECE_SIZE, MAX_PIECE_SIZE } from '../core/object-pieces';
+import { MIN_PIECE_SIZE, MAX_PIECE_SIZE, OrderedHash } from '../core/object-pieces';
+import { IntegrityError } from '../core/errors';
+import type { SerialSha } from '../core/serial-sha';
 import { LINE, PAYLOAD, type Rec } from '../core/records';
-import { badRecord, integrityError } from '../core/stage';
+import { badRecord } from '../core/stage';
 import type { ObjectStore, PieceWrite, PutOptions, PutResult } from '../core/store';
 
 interface PiecedObject {
@@ -18,8 +20,7 @@ interface PiecedObject {
   sha256: string | undefined;
   /** Bytes sorted so far. */
   next: number;
-  hash: Hash;
-  digest?: string;
+  hash: OrderedHash;
   started: Promise<PieceWrite>;
   writes: Promise<void>[];
   /** Where its first piece was, for messages. */
@@ -43,9 +44,11 @@ export class PieceJoiner {
     private readonly ctx: Context,
     private readonly store: ObjectStore,
     private readonly putOptions: (sha256: string | undefined) => PutOptions,
+    /** Where each object is hashed, in order (off this thread). */
+    private readonly serial?: SerialSha,
   ) {}
 
-  /** Checks and hashes a piece, in input order; throws to refuse it before anything of it is written. */
+  /** Checks a piece, in input order; throws to refuse it before anything of it is written. */
   accept(rec: Rec): void {
     const data: Buffer | undefined = rec[PAYLOAD];
     const key = rec.key as string;
@@ -62,16 +65,10 @@ export class PieceJoiner {
     const expected = Math.min(object.pieceSize, object.size - object.next);
     if (data.length !== expected) throw badRecord(this.ctx, rec, `object ${shown}: the piece at offset ${offset} holds ${data.length} bytes; every piece but the last holds ${object.pieceSize} (the first one's length), so this one should hold ${expected}`);
     if ((rec.sha256 ?? object.sha256) !== object.sha256) throw badRecord(this.ctx, rec, `object ${shown}: the pieces disagree on the object's "sha256"`);
-    object.hash.update(data);
     object.next += data.length;
     const last = object.next === object.size;
     this.pieces.set(rec, { object, index: (offset as number) / object.pieceSize, last });
-    if (!last) return;
-    this.open = undefined;
-    object.digest = object.hash.digest('base64');
-    if (object.sha256 !== undefined && object.digest !== object.sha256) {
-      throw integrityError(this.ctx, rec, `object ${shown}: the SHA-256 of its ${object.size} bytes is ${object.digest}, the records say ${object.sha256}; nothing was stored`);
-    }
+    if (last) this.open = undefined;
   }
 
   /** Throws when a record comes while an object's pieces are still due. */
@@ -92,13 +89,21 @@ export class PieceJoiner {
     const piece = this.pieces.get(rec);
     if (!piece) throw new Error('a piece written before it was accepted');
     const { object } = piece;
-    const writing = object.started.then((target) => target.write(piece.index, rec[PAYLOAD] as Buffer));
+    const data = rec[PAYLOAD] as Buffer;
+    const writing = object.started.then((target) => target.write(piece.index, data));
     object.writes.push(writing);
-    await writing;
+    // Hashed in piece order (the calls come in input order), each piece once it is written:
+    // its bytes may move to the hashing thread. The job holds them until then.
+    await object.hash.add(writing.then(() => ({ data })));
     if (!piece.last) return undefined;
     await Promise.all(object.writes);
     const target = await object.started;
-    const result = await target.commit(object.digest!);
+    const digest = await object.hash.digest();
+    if (object.sha256 !== undefined && digest !== object.sha256) {
+      await target.abort();
+      throw new IntegrityError(`object ${JSON.stringify(object.key)}: the SHA-256 of its ${object.size} bytes is ${digest}, the records say ${object.sha256}; nothing was stored`);
+    }
+    const result = await target.commit(digest);
     this.unfinished.delete(object);
     return result;
   }
@@ -121,7 +126,7 @@ export class PieceJoiner {
     const started = this.store.putPieces(key, size, data.length, this.putOptions(sha256));
     // Its failure is reported by the pieces' writes; this keeps it from going unhandled meanwhile.
     started.catch(() => {});
-    const object: PiecedObject = { key, size, pieceSize: data.length, sha256, next: 0, hash: createHash('sha256'), started, writes: [], first: rec };
+    const object: PiecedObject = { key, size, pieceSize: data.length, sha256, next: 0, hash: new OrderedHash(this.serial), started, writes: [], first: rec };
     this.unfinished.add(object);
     this.open = object;
     return object;

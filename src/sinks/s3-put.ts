@@ -10,6 +10,7 @@ import { s3Settings, storeFlags, STORE_OPTIONS_TEXT } from '../core/store-s3-fla
 import { DEFAULT_PART_SIZE, MAX_PART_SIZE, MIN_PART_SIZE } from '../core/store-s3-limits';
 import { UploadJournal } from '../core/upload-journal';
 import { ShaPool } from '../core/sha-pool';
+import { SerialSha } from '../core/serial-sha';
 import { abortStale, DEFAULT_STALE_AGE } from './s3-put-stale';
 import { PieceJoiner } from './s3-put-pieces';
 import { isPiece } from '../core/object-pieces';
@@ -121,16 +122,18 @@ export const main = command({
     const uploads = uploadsFile === undefined ? undefined : await UploadJournal.open(uploadsFile, ctx.log);
     // Objects are hashed on these threads; on the main thread, hashing was a third of its work.
     const sha = new ShaPool();
+    // Objects that come in pieces are hashed on this one, in order.
+    const serial = new SerialSha();
     const store = openStore(args._[0], { ...s3Settings(args, ctx.signal), partSize, sha });
     try {
-      const writer = new Writer(ctx, store, { storageClass: stringFlag(args, 'storage-class'), metadata: metadataFlag(args), uploads });
+      const writer = new Writer(ctx, store, { storageClass: stringFlag(args, 'storage-class'), metadata: metadataFlag(args), uploads, serial });
       try {
         await transform(ctx, {}, writeCommitLast(ctx, writer, jobs, MAX_BYTES_IN_FLIGHT));
       } finally {
         await writer.pieces.abandon();
       }
     } finally {
-      await Promise.all([uploads?.close(), sha.close()]);
+      await Promise.all([uploads?.close(), sha.close(), serial.close()]);
     }
   },
 });
@@ -150,6 +153,7 @@ function metadataFlag(args: Args): Record<string, string> | undefined {
 
 
 interface WriteOptions {
+  serial?: SerialSha;
   storageClass?: string;
   metadata?: Record<string, string>;
   uploads?: UploadJournal;
@@ -165,7 +169,7 @@ class Writer implements ObjectWriter {
     private readonly opts: WriteOptions,
   ) {
     this.storageClass = opts.storageClass;
-    this.pieces = new PieceJoiner(ctx, store, (sha256) => ({ sha256, storageClass: this.storageClass, metadata: opts.metadata, uploads: opts.uploads, batch: true }));
+    this.pieces = new PieceJoiner(ctx, store, (sha256) => ({ sha256, storageClass: this.storageClass, metadata: opts.metadata, uploads: opts.uploads, batch: true }), opts.serial);
   }
 
   private commitBytes = 0;

@@ -10,6 +10,7 @@ import { PAYLOAD, type Rec } from '../core/records';
 import { integrityError, recordAt } from '../core/stage';
 import { type GetResult, type ObjectInfo, type ObjectStore } from '../core/store';
 import { SluiceError } from '../core/errors';
+import type { SerialSha } from '../core/serial-sha';
 
 export interface PieceJob {
   /** Starts the piece's read; resolves to its record with data. */
@@ -22,12 +23,12 @@ export interface PieceJob {
  * job's read begins when it is started; start them in order. `read` makes a ranged read and
  * gives its errors their place in the input.
  */
-export function pieceJobs(ctx: Context, store: ObjectStore, rec: Rec, size: number, preferred: number, read: (range: { start: number; end: number }) => Promise<GetResult>, head?: ObjectInfo): PieceJob[] {
+export function pieceJobs(ctx: Context, store: ObjectStore, rec: Rec, size: number, preferred: number, read: (range: { start: number; end: number }) => Promise<GetResult>, head?: ObjectInfo, serial?: SerialSha): PieceJob[] {
   const key = rec.key as string;
   const shown = JSON.stringify(key);
   const pieceSize = pieceSizeFor(size, preferred);
   if (pieceSize === undefined) throw new SluiceError(`${recordAt(ctx, rec)}: object ${shown} is ${size} bytes; pieces carry at most ${MAX_PIECED_SIZE}`);
-  const hash = new OrderedHash();
+  const hash = new OrderedHash(serial);
   // What the pieces must all have been read from: the HEAD that gave the size, or the first piece.
   let first: ObjectInfo | undefined = head;
   const count = Math.ceil(size / pieceSize);
@@ -47,7 +48,7 @@ export function pieceJobs(ctx: Context, store: ObjectStore, rec: Rec, size: numb
     jobs.push({
       bytes: end - start,
       start: async () => {
-        const got = await hash.add(read({ start, end }), (r) => r.data, check);
+        const got = await hash.add(read({ start, end }), check);
         const out: Rec = { ...rec, [PAYLOAD]: got.data, size, offset: start, store: store.url };
         const etag = first!.etag ?? rec.etag;
         if (etag !== undefined) out.etag = etag;

@@ -10,6 +10,7 @@ import { PAYLOAD, type Rec } from '../core/records';
 import { badRecord, integrityError, recordAt, transform } from '../core/stage';
 import { RecordStores } from '../core/record-stores';
 import { ShaPool } from '../core/sha-pool';
+import { SerialSha } from '../core/serial-sha';
 import { keyProblem, openStore, StoreError, storeErrorAt, type ObjectInfo, type ObjectStore } from '../core/store';
 import { s3Settings, storeFlags, STORE_OPTIONS_TEXT, type S3Settings } from '../core/store-s3-flags';
 import { DEFAULT_PART_SIZE } from '../core/store-s3-limits';
@@ -76,11 +77,12 @@ export const main = command({
     // again once written: a fresh 8 MiB buffer per object made garbage collection a quarter to
     // a third of the main thread's time. At most -j are read at once, and as many kept spare.
     const payloads = new BufferPool(Math.max(DEFAULT_PART_SIZE, pieces.size), jobs);
-    const fetcher = new Fetcher(ctx, settings, args._[0] === undefined ? undefined : openStore(args._[0], settings), pieces, payloads);
+    const serial = new SerialSha();
+    const fetcher = new Fetcher(ctx, settings, args._[0] === undefined ? undefined : openStore(args._[0], settings), pieces, payloads, serial);
     try {
       await fetchAll(ctx, fetcher, jobs);
     } finally {
-      await sha.close();
+      await Promise.all([sha.close(), serial.close()]);
     }
   },
 });
@@ -130,6 +132,8 @@ class Fetcher {
     given: ObjectStore | undefined,
     private readonly piecing: { above: number; size: number },
     readonly payloads: BufferPool,
+    /** The thread that hashes objects read in pieces, in order (started only if there are some). */
+    readonly serial: SerialSha,
   ) {
     this.stores = new RecordStores(ctx, settings, given);
   }
@@ -171,6 +175,7 @@ class Fetcher {
         throw storeErrorAt(this.ctx, rec, withHint(err, versionId));
       }),
       head,
+      this.serial,
     );
   }
 
