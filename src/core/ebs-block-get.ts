@@ -2,12 +2,12 @@
 // made hundreds of times a second, and through the SDK each cost about 1.5 ms of CPU on top of
 // the transfer (middleware stack, endpoint rules, body stream collected chunk by chunk and
 // copied again). Here the endpoint is resolved once, the request is signed by the SDK's own
-// SigV4 signer and sent on the session's keep-alive sockets (ebs-signed.ts), and the body is
-// copied once, straight into the buffer that leaves as the block's payload.
-import type http from 'node:http';
+// SigV4 signer and sent on keep-alive sockets (ebs-signed.ts), and the body lands in the buffer
+// that leaves as the block's payload: read there by the socket itself on plain http
+// (raw-http.ts), copied there once on https.
 import type { EbsSession } from './ebs-client';
 import { CorruptReply } from './ebs-retry';
-import { ebsEndpoint, escapeUri, header, SignedRequests } from './ebs-signed';
+import { ebsEndpoint, escapeUri, SignedRequests } from './ebs-signed';
 import { BLOCK_SIZE } from './records';
 
 export interface BlockReply {
@@ -25,27 +25,17 @@ export class BlockGetter {
   }
 
   /** Reads a block into `into` (a BLOCK_SIZE buffer that owns its ArrayBuffer) or a new buffer. */
-  get(snapshotId: string, index: number, token: string, signal: AbortSignal, into?: Buffer): Promise<BlockReply> {
-    const body = into ?? Buffer.allocUnsafeSlow(BLOCK_SIZE);
+  async get(snapshotId: string, index: number, token: string, signal: AbortSignal, into?: Buffer): Promise<BlockReply> {
     const req = { method: 'GET', path: `/snapshots/${escapeUri(snapshotId)}/blocks/${index}`, query: { blockToken: token } } as const;
-    return this.requests.send(req, signal, (res) => receiveBlock(res, body));
+    const bodyBuffer = (length: number) => {
+      if (length !== BLOCK_SIZE) throw new CorruptReply(`the reply announces ${length} bytes; a block has ${BLOCK_SIZE}`);
+      return into ?? Buffer.allocUnsafeSlow(BLOCK_SIZE);
+    };
+    const reply = await this.requests.send(req, signal, { bodyBuffer });
+    const dataLength = reply.headers['x-amz-data-length'];
+    if (reply.body.length !== BLOCK_SIZE || (dataLength !== undefined && Number(dataLength) !== BLOCK_SIZE)) {
+      throw new CorruptReply(`${reply.body.length} bytes received, x-amz-Data-Length ${dataLength}; a block has ${BLOCK_SIZE}`);
+    }
+    return { body: reply.body, checksum: reply.headers['x-amz-checksum'] };
   }
-}
-
-function receiveBlock(res: http.IncomingMessage, body: Buffer): Promise<BlockReply> {
-  return new Promise<BlockReply>((resolve, reject) => {
-    let received = 0;
-    res.on('data', (chunk: Buffer) => {
-      if (received + chunk.length <= BLOCK_SIZE) chunk.copy(body, received);
-      received += chunk.length;
-    });
-    res.on('end', () => {
-      const dataLength = res.headers['x-amz-data-length'];
-      if (received !== BLOCK_SIZE || (dataLength !== undefined && Number(dataLength) !== BLOCK_SIZE)) {
-        reject(new CorruptReply(`${received} bytes received, x-amz-Data-Length ${dataLength}; a block has ${BLOCK_SIZE}`));
-        return;
-      }
-      resolve({ body, checksum: header(res, 'x-amz-checksum') });
-    });
-  });
 }

@@ -4,10 +4,9 @@
 // fields the commands use. The endpoint is the one the EC2 client would call: --endpoint-url,
 // AWS_ENDPOINT_URL_EC2 (or the profile's services section), else the SDK's rules for EC2,
 // which are EBS's with "ec2" for "ebs" and one exception (FIPS in GovCloud).
-import type http from 'node:http';
 import { EBSClient } from '@aws-sdk/client-ebs';
 import type { EbsSession } from './ebs-client';
-import { endpointParams, readText, SignedRequests, xmlText } from './ebs-signed';
+import { endpointParams, SignedRequests, xmlText, type Reply } from './ebs-signed';
 
 /** The API version the Query API request names; the reply's fields are those of this version. */
 const EC2_VERSION = '2016-11-15';
@@ -25,13 +24,13 @@ export async function describeSnapshotFields(session: EbsSession, snapshotId: st
   if (!requests) describers.set(session, (requests = new SignedRequests(session, 'ec2', () => ec2Endpoint(session), `sluice ${session.ctx.command}`)));
   const body = new URLSearchParams({ Action: 'DescribeSnapshots', Version: EC2_VERSION, 'SnapshotId.1': snapshotId }).toString();
   const req = { method: 'POST', path: '/', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body } as const;
-  const items = await requests.send(req, session.ctx.signal, readSnapshots);
+  const items = readSnapshots(await requests.send(req, session.ctx.signal, { maxBody: MAX_REPLY }));
   return items.find((s) => s.snapshotId === snapshotId) ?? items[0];
 }
 
-async function readSnapshots(res: http.IncomingMessage): Promise<SnapshotFields[]> {
-  const { text, whole } = await readText(res, MAX_REPLY);
-  const items = whole ? snapshotItems(text) : undefined;
+function readSnapshots(reply: Reply): SnapshotFields[] {
+  const text = reply.body.toString('utf8');
+  const items = snapshotItems(text);
   // Retried as a reply the SDK fails to parse is (ebs-retry.ts: $metadata, no status).
   if (!items) throw Object.assign(new Error(`the reply is not a DescribeSnapshotsResponse: ${JSON.stringify(text.slice(0, 120))}`), { name: 'MalformedReply', $metadata: {} });
   return items;

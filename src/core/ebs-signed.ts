@@ -1,14 +1,14 @@
 // AWS requests made without an SDK client: signed by the SDK's own SigV4 signer (taken from the
 // EBS client, so the credentials, region and identity are the SDK's), sent on the session's
-// keep-alive sockets. Two calls go this way: GetSnapshotBlock, made hundreds of times a second,
+// keep-alive sockets (http-exchange.ts; on plain http, read straight into the body's buffer by
+// raw-http.ts). Two calls go this way: GetSnapshotBlock, made hundreds of times a second,
 // where the SDK's per-request machinery cost about 1.5 ms of CPU (ebs-block-get.ts); and EC2
 // DescribeSnapshots, whose SDK client takes about 60 MiB of memory once loaded (ebs-describe.ts).
 //
 // Errors are shaped as the SDK's are (name, Reason, $metadata.httpStatusCode), from EBS's JSON
 // bodies and EC2's XML ones alike, so ebs-retry.ts classifies them the same way.
-import http from 'node:http';
-import https from 'node:https';
 import type { EbsSession } from './ebs-client';
+import { HttpEndpoint, type Reply } from './http-exchange';
 
 interface Signer {
   sign(request: SignableRequest, options: { signingDate: Date; signingService?: string }): Promise<SignableRequest>;
@@ -34,21 +34,24 @@ export interface Request {
   body?: string;
 }
 
-/** Reads a 2xx reply; error statuses and a connection cut mid-reply are handled around it. */
-export type Receive<T> = (res: http.IncomingMessage) => Promise<T>;
+export type { Reply };
+
+/** Where a reply's body goes (raw-http.ts): a 2xx body into `bodyBuffer`'s buffer. */
+export interface BodyOptions {
+  bodyBuffer?: (length: number) => Buffer;
+  maxBody?: number;
+}
 
 interface Target {
   url: URL;
   signer: Signer;
+  endpoint: HttpEndpoint;
 }
 
 // Errors a request signed at the wrong time gets (SigV4 allows 5 minutes either way), and the
 // skew beyond which our clock is taken to be the cause: the SDK's own rule.
 const CLOCK_SKEW_ERRORS = new Set(['InvalidSignatureException', 'RequestExpired', 'RequestInTheFuture', 'RequestTimeTooSkewed', 'SignatureDoesNotMatch']);
 const CLOCK_SKEW_MS = 240_000;
-
-// The largest error body read; EBS and EC2 error bodies are a few hundred bytes.
-const MAX_ERROR_BODY = 64 * 1024;
 
 /** One service's endpoint, signed for as `service`; the endpoint is resolved on first use. */
 export class SignedRequests {
@@ -62,23 +65,23 @@ export class SignedRequests {
   ) {}
 
   /**
-   * Signs and sends a request; `receive` reads a 2xx reply. A signature refused for the time
-   * it carries is signed again once, with the clock offset corrected (by this reply, or by
-   * another request since this one was signed).
+   * Signs and sends a request: its 2xx reply, or the error an error reply stands for. A
+   * signature refused for the time it carries is signed again once, with the clock offset
+   * corrected (by this reply, or by another request since this one was signed).
    */
-  async send<T>(req: Request, signal: AbortSignal, receive: Receive<T>): Promise<T> {
+  async send(req: Request, signal: AbortSignal, body: BodyOptions = {}): Promise<Reply> {
     const offset = this.session.ebs.config.systemClockOffset;
     try {
-      return await this.attempt(req, signal, receive);
+      return await this.attempt(req, signal, body);
     } catch (err) {
       const corrected = offset !== this.session.ebs.config.systemClockOffset || this.correctClock(err);
       if (!corrected || !isClockSkew(err)) throw err;
-      return this.attempt(req, signal, receive);
+      return this.attempt(req, signal, body);
     }
   }
 
-  private async attempt<T>(req: Request, signal: AbortSignal, receive: Receive<T>): Promise<T> {
-    const { url, signer } = await (this.target ??= this.resolve());
+  private async attempt(req: Request, signal: AbortSignal, body: BodyOptions): Promise<Reply> {
+    const { url, signer, endpoint } = await (this.target ??= this.resolve());
     const path = `${url.pathname.replace(/\/+$/, '')}${req.path}`;
     const query = req.query ?? {};
     const headers: Record<string, string> = { ...req.headers, host: url.host };
@@ -88,16 +91,14 @@ export class SignedRequests {
       { signingDate: new Date(Date.now() + this.session.ebs.config.systemClockOffset), signingService: this.service },
     );
     const search = Object.entries(query).map(([k, v]) => `${escapeUri(k)}=${escapeUri(v)}`).join('&');
-    const options: http.RequestOptions = {
-      method: req.method,
-      hostname: url.hostname,
-      port: url.port || undefined,
-      path: search ? `${signed.path}?${search}` : signed.path,
-      headers: { ...signed.headers, 'user-agent': this.userAgent },
-      agent: url.protocol === 'https:' ? this.session.httpsAgent : this.session.httpAgent,
-      signal,
-    };
-    return exchange(this.session.requestTimeoutMs, url.protocol === 'https:', options, req.body, receive);
+    const target = search ? `${signed.path}?${search}` : signed.path;
+    const reply = await endpoint.send({ method: req.method, target, headers: { ...signed.headers, 'user-agent': this.userAgent }, body: req.body, ...body }, signal);
+    if (reply.status < 200 || reply.status >= 300) throw errorOf(reply);
+    return reply;
+  }
+
+  close(): void {
+    this.target?.then((t) => t.endpoint.close(), () => undefined);
   }
 
   /**
@@ -118,7 +119,8 @@ export class SignedRequests {
   private async resolve(): Promise<Target> {
     const config = this.session.ebs.config;
     const signer = (await config.signer({ name: 'sigv4', properties: {} } as never)) as unknown as Signer;
-    return { url: new URL(await this.endpoint()), signer };
+    const url = new URL(await this.endpoint());
+    return { url, signer, endpoint: new HttpEndpoint(url, this.session.requestTimeoutMs, this.session.httpsAgent) };
   }
 }
 
@@ -148,44 +150,6 @@ export function escapeUri(text: string): string {
   return encodeURIComponent(text).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
 }
 
-function exchange<T>(timeoutMs: number, tls: boolean, options: http.RequestOptions, body: string | undefined, receive: Receive<T>): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    const req = (tls ? https : http).request(options, (res) => {
-      const status = res.statusCode ?? 0;
-      if (status < 200 || status >= 300) {
-        readError(res, status).then(reject, reject);
-        return;
-      }
-      receive(res).then(resolve, reject);
-      res.on('error', reject);
-      // A connection cut mid-body ends the reply without 'end' (and, depending on timing,
-      // without 'error'): a transient failure.
-      res.on('close', () => {
-        if (!res.complete) reject(Object.assign(new Error('the connection closed before the reply was received'), { code: 'ECONNRESET' }));
-      });
-    });
-    req.setTimeout(timeoutMs, () => req.destroy(Object.assign(new Error(`no data for ${timeoutMs / 1000} s`), { name: 'TimeoutError' })));
-    req.on('error', reject);
-    req.end(body);
-  });
-}
-
-export function header(res: http.IncomingMessage, name: string): string | undefined {
-  const v = res.headers[name];
-  return Array.isArray(v) ? v[0] : v;
-}
-
-/** A reply's text, at most `limit` bytes of it; `whole` tells whether that was all. */
-export async function readText(res: http.IncomingMessage, limit: number): Promise<{ text: string; whole: boolean }> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of res as AsyncIterable<Buffer>) {
-    if (size < limit) chunks.push(chunk);
-    size += chunk.length;
-  }
-  return { text: Buffer.concat(chunks).subarray(0, limit).toString('utf8'), whole: size <= limit };
-}
-
 /** An XML element's text, its entities decoded. */
 export function xmlText(raw: string): string {
   return raw.replace(/&(#x[0-9a-f]+|#\d+|lt|gt|amp|quot|apos);/gi, (_, e: string) => {
@@ -198,8 +162,9 @@ export function xmlText(raw: string): string {
  * An error reply as the SDK would raise it: the type from x-amzn-ErrorType or the body (EBS's
  * JSON, or EC2's XML: <Response><Errors><Error><Code>, <Message>).
  */
-async function readError(res: http.IncomingMessage, status: number): Promise<Error> {
-  const { text } = await readText(res, MAX_ERROR_BODY);
+function errorOf(reply: Reply): Error {
+  const text = reply.body.toString('utf8');
+  const status = reply.status;
   let body: { message?: string; Message?: string; Reason?: string; __type?: string; code?: string } = {};
   try {
     body = JSON.parse(text);
@@ -209,8 +174,8 @@ async function readError(res: http.IncomingMessage, status: number): Promise<Err
     // Neither JSON nor XML (a proxy's HTML page, say): the status and the text say what there is to say.
     if (code) body = { code: xmlText(code[1]), message: message ? xmlText(message[1]) : undefined };
   }
-  const type = header(res, 'x-amzn-errortype') ?? body.__type ?? body.code ?? `HTTP ${status}`;
+  const type = reply.headers['x-amzn-errortype'] ?? body.__type ?? body.code ?? `HTTP ${status}`;
   const name = type.split(':')[0].replace(/^.*#/, '');
   const message = body.message ?? body.Message ?? (text.trim().slice(0, 200) || `HTTP ${status}`);
-  return Object.assign(new Error(message), { name, Reason: body.Reason, $metadata: { httpStatusCode: status }, serverTime: header(res, 'date') });
+  return Object.assign(new Error(message), { name, Reason: body.Reason, $metadata: { httpStatusCode: status }, serverTime: reply.headers.date });
 }

@@ -1,0 +1,262 @@
+// One socket of a RawHttpPool (raw-http.ts) and the exchange on it: the request head written,
+// the reply's head read into a scratch buffer and parsed, its body read where it belongs: in
+// place when it has a length, else decoded or gathered from the scratch buffer.
+import net from 'node:net';
+import type { ConnectionOwner, RawReply, RawRequest } from './raw-http';
+import { ChunkedBody } from './raw-http-chunked';
+
+// Reply heads are read into this much memory per socket; a longer head is refused.
+const HEAD_BYTES = 16 * 1024;
+const DEFAULT_MAX_BODY = 1 << 20;
+
+type Mode = 'idle' | 'head' | 'length' | 'chunked' | 'close';
+
+interface Pending {
+  req: RawRequest;
+  resolve: (reply: RawReply) => void;
+  reject: (err: Error) => void;
+  signal?: AbortSignal;
+  onAbort?: () => void;
+}
+
+export class Connection {
+  readonly socket: net.Socket;
+  idleSince = 0;
+  private readonly scratch = Buffer.allocUnsafe(HEAD_BYTES);
+  private mode: Mode = 'idle';
+  private pending: Pending | undefined;
+  private dead = false;
+  // The reply being read.
+  private filled = 0;
+  private replied = false;
+  private status = 0;
+  private headers: Record<string, string> = {};
+  private body: Buffer = this.scratch;
+  private got = 0;
+  private want = 0;
+  private closeAfter = false;
+  private chunked: ChunkedBody | undefined;
+  private kept: Buffer[] = [];
+
+  constructor(private readonly pool: ConnectionOwner) {
+    this.socket = net.connect({
+      host: pool.host,
+      port: pool.port,
+      noDelay: true,
+      onread: {
+        buffer: () => this.nextBuffer(),
+        callback: (n: number) => {
+          this.onRead(n);
+          return true;
+        },
+      },
+    });
+    this.socket.on('end', () => this.onEnd());
+    this.socket.on('error', (err) => this.fail(Object.assign(err, { beforeReply: !this.replied })));
+    this.socket.on('close', () => this.fail(closedError('the connection closed before the reply was received', this.replied)));
+    this.socket.on('timeout', () => {
+      this.fail(Object.assign(new Error(`no data for ${pool.options.timeoutMs / 1000} s`), { name: 'TimeoutError' }));
+    });
+  }
+
+  exchange(req: RawRequest, signal?: AbortSignal): Promise<RawReply> {
+    return new Promise<RawReply>((resolve, reject) => {
+      if (this.dead) return reject(closedError('the connection closed', false));
+      const pending: Pending = { req, resolve, reject, signal };
+      if (signal) {
+        pending.onAbort = () => this.fail(signal.reason as Error);
+        signal.addEventListener('abort', pending.onAbort, { once: true });
+      }
+      this.pending = pending;
+      this.mode = 'head';
+      this.filled = 0;
+      this.replied = false;
+      this.socket.ref();
+      this.socket.setTimeout(this.pool.options.timeoutMs);
+      this.socket.write(requestHead(req, this.pool), 'latin1');
+      if (req.body !== undefined) this.socket.write(req.body, 'utf8');
+    });
+  }
+
+  /** The buffer the socket's next read goes into: never empty (an empty one fails the read). */
+  private nextBuffer(): Buffer {
+    if (this.mode === 'length' && this.got < this.want) return this.body.subarray(this.got, this.want);
+    if (this.mode === 'head' && this.filled < HEAD_BYTES) return this.scratch.subarray(this.filled);
+    return this.scratch;
+  }
+
+  private onRead(n: number): void {
+    this.replied = true;
+    try {
+      switch (this.mode) {
+        case 'head':
+          return this.readHead(n);
+        case 'length':
+          this.got += n;
+          if (this.got === this.want) this.finish();
+          return;
+        case 'chunked':
+          if (this.chunked!.feed(this.scratch.subarray(0, n))) this.finish();
+          return;
+        case 'close':
+          return this.keep(this.scratch.subarray(0, n));
+        default:
+          // Bytes nobody asked for: the connection cannot be trusted with another exchange.
+          this.socket.destroy();
+      }
+    } catch (err) {
+      this.fail(err as Error);
+    }
+  }
+
+  private readHead(n: number): void {
+    const from = Math.max(0, this.filled - 3);
+    this.filled += n;
+    const end = this.scratch.subarray(0, this.filled).indexOf('\r\n\r\n', from, 'latin1');
+    if (end < 0) {
+      if (this.filled === HEAD_BYTES) throw protocolError(`a reply head longer than ${HEAD_BYTES} bytes`);
+      return;
+    }
+    const lines = this.scratch.toString('latin1', 0, end).split('\r\n');
+    const m = /^HTTP\/1\.([01]) (\d{3})/.exec(lines[0]);
+    if (!m) throw protocolError(`not an HTTP/1.x reply: ${JSON.stringify(lines[0].slice(0, 60))}`);
+    const rest = this.scratch.subarray(end + 4, this.filled);
+    this.status = Number(m[2]);
+    if (this.status < 200) {
+      // An interim reply (100 Continue): the real one follows.
+      rest.copy(this.scratch);
+      this.filled = 0;
+      if (rest.length > 0) this.readHead(rest.length);
+      return;
+    }
+    this.headers = parseHeaders(lines);
+    const connection = (this.headers.connection ?? '').toLowerCase();
+    this.closeAfter = connection.includes('close') || (m[1] === '0' && !connection.includes('keep-alive'));
+    this.startBody(rest);
+  }
+
+  private startBody(rest: Buffer): void {
+    const req = this.pending!.req;
+    const ok = this.status >= 200 && this.status < 300;
+    const maxBody = req.maxBody ?? DEFAULT_MAX_BODY;
+    const length = this.headers['content-length'];
+    this.kept = [];
+    if (this.status === 204 || this.status === 304) {
+      this.body = Buffer.alloc(0);
+      this.got = this.want = 0;
+      this.mode = 'length';
+      if (rest.length > 0) this.closeAfter = true;
+      return this.finish();
+    }
+    if (/chunked/i.test(this.headers['transfer-encoding'] ?? '')) {
+      this.mode = 'chunked';
+      this.chunked = new ChunkedBody(maxBody);
+      if (this.chunked.feed(rest)) this.finish();
+      return;
+    }
+    if (length === undefined) {
+      // No length: the body runs to the end of the connection.
+      this.mode = 'close';
+      this.closeAfter = true;
+      return this.keep(rest);
+    }
+    if (!/^\d+$/.test(length)) throw protocolError(`a Content-Length of ${JSON.stringify(length)}`);
+    const size = Number(length);
+    if (ok && !req.bodyBuffer && size > maxBody) throw protocolError(`a body of ${size} bytes, over ${maxBody}`);
+    this.want = ok ? size : Math.min(size, maxBody);
+    if (this.want < size) this.closeAfter = true;
+    this.body = ok && req.bodyBuffer ? req.bodyBuffer(size) : Buffer.allocUnsafeSlow(this.want);
+    if (this.body.length < this.want) throw protocolError(`a body of ${size} bytes, where at most ${this.body.length} fit`);
+    this.mode = 'length';
+    this.got = Math.min(rest.length, this.want);
+    rest.copy(this.body, 0, 0, this.got);
+    if (rest.length > this.got) this.closeAfter = true;
+    if (this.got === this.want) this.finish();
+  }
+
+  private keep(data: Buffer): void {
+    const maxBody = this.pending!.req.maxBody ?? DEFAULT_MAX_BODY;
+    if (this.got + data.length > maxBody) throw protocolError(`a body over ${maxBody} bytes`);
+    this.kept.push(Buffer.from(data));
+    this.got += data.length;
+  }
+
+  private onEnd(): void {
+    if (this.mode === 'close') return this.finish();
+    this.fail(closedError('the connection closed before the reply was received', this.replied));
+  }
+
+  private finish(): void {
+    const pending = this.pending!;
+    let body: Buffer;
+    if (this.mode === 'chunked') body = this.chunked!.body();
+    else if (this.mode === 'close') body = Buffer.concat(this.kept);
+    else body = this.body.subarray(0, this.got);
+    this.settle();
+    if (this.closeAfter) this.retire();
+    else {
+      this.mode = 'idle';
+      this.idleSince = Date.now();
+      this.socket.setTimeout(0);
+      this.socket.unref();
+      this.pool.release(this);
+    }
+    pending.resolve({ status: this.status, headers: this.headers, body });
+  }
+
+  private fail(err: Error): void {
+    const pending = this.pending;
+    this.retire();
+    if (!pending) return;
+    this.settle();
+    pending.reject(err);
+  }
+
+  private settle(): void {
+    const pending = this.pending;
+    if (pending?.onAbort) pending.signal!.removeEventListener('abort', pending.onAbort);
+    this.pending = undefined;
+    this.body = this.scratch;
+    this.chunked = undefined;
+    this.kept = [];
+  }
+
+  private retire(): void {
+    if (this.dead) return;
+    this.dead = true;
+    this.mode = 'idle';
+    this.pool.forget(this);
+    this.socket.destroy();
+  }
+}
+
+function requestHead(req: RawRequest, pool: ConnectionOwner): string {
+  let head = `${req.method} ${req.target} HTTP/1.1\r\nhost: ${pool.hostHeader}\r\n`;
+  for (const [name, value] of Object.entries(req.headers)) {
+    if (name !== 'host' && name !== 'content-length') head += `${name}: ${value}\r\n`;
+  }
+  if (req.body !== undefined) head += `content-length: ${Buffer.byteLength(req.body)}\r\n`;
+  return `${head}\r\n`;
+}
+
+function parseHeaders(lines: string[]): Record<string, string> {
+  const headers: Record<string, string> = {};
+  for (let i = 1; i < lines.length; i++) {
+    const colon = lines[i].indexOf(':');
+    if (colon <= 0) throw protocolError(`a malformed header line ${JSON.stringify(lines[i].slice(0, 60))}`);
+    const name = lines[i].slice(0, colon).trim().toLowerCase();
+    const value = lines[i].slice(colon + 1).trim();
+    headers[name] = name in headers ? `${headers[name]}, ${value}` : value;
+  }
+  return headers;
+}
+
+/** A connection that ended: transient, as Node's "socket hang up" is. */
+function closedError(message: string, replied: boolean): Error {
+  return Object.assign(new Error(message), { code: 'ECONNRESET', beforeReply: !replied });
+}
+
+/** A reply that is not HTTP as this client reads it. */
+function protocolError(what: string): Error {
+  return Object.assign(new Error(`the server sent ${what}`), { code: 'EPROTO' });
+}

@@ -1,0 +1,204 @@
+'use strict';
+// The HTTP/1.1 client that reads replies straight into their buffers (src/core/raw-http.ts),
+// against a TCP server on 127.0.0.1 that writes exactly the bytes each case needs: replies
+// split at every byte, chunked and unframed bodies, interim replies, kept-alive sockets the
+// server closes, connections cut mid-body, silence, aborts and replies that are not HTTP.
+const test = require('node:test');
+const assert = require('node:assert');
+const net = require('node:net');
+const path = require('node:path');
+const { RawHttpPool } = require(path.join(__dirname, '..', 'dist', 'core', 'raw-http.js'));
+
+/** A server that answers each request (its head, parsed) with whatever `answer` writes. */
+async function server(answer) {
+  const state = { connections: 0, requests: [] };
+  const srv = net.createServer((socket) => {
+    state.connections++;
+    let buffered = '';
+    socket.on('data', (data) => {
+      buffered += data.toString('latin1');
+      for (let end = buffered.indexOf('\r\n\r\n'); end >= 0; end = buffered.indexOf('\r\n\r\n')) {
+        const head = buffered.slice(0, end);
+        const length = Number(/content-length: (\d+)/i.exec(head)?.[1] ?? 0);
+        if (buffered.length < end + 4 + length) return;
+        const body = buffered.slice(end + 4, end + 4 + length);
+        buffered = buffered.slice(end + 4 + length);
+        const [method, target] = head.split(' ');
+        const request = { method, target, head, body, n: state.requests.length };
+        state.requests.push(request);
+        answer(socket, request);
+      }
+    });
+    socket.on('error', () => {});
+  });
+  await new Promise((resolve) => srv.listen(0, '127.0.0.1', resolve));
+  const url = new URL(`http://127.0.0.1:${srv.address().port}`);
+  state.close = () => new Promise((resolve) => {
+    srv.close(resolve);
+    srv.closeAllConnections?.();
+  });
+  state.url = url;
+  return state;
+}
+
+function reply(status, headers, body = '') {
+  const lines = Object.entries(headers).map(([k, v]) => `${k}: ${v}\r\n`).join('');
+  return Buffer.concat([Buffer.from(`HTTP/1.1 ${status} X\r\n${lines}\r\n`, 'latin1'), Buffer.from(body)]);
+}
+
+/** Writes `bytes` one byte per write, each after a turn of the event loop. */
+async function trickle(socket, bytes) {
+  for (const byte of bytes) {
+    socket.write(Buffer.from([byte]));
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+}
+
+const options = { timeoutMs: 2000 };
+
+test('a body is read into the buffer given for it, and the socket serves the next request', async () => {
+  const payload = Buffer.alloc(300_000, 7);
+  payload.write('start');
+  const s = await server((socket, r) => socket.write(reply(200, { 'content-length': payload.length, 'x-amz-checksum': `n${r.n}` }, payload)));
+  const pool = new RawHttpPool(s.url, options);
+  try {
+    for (let i = 0; i < 3; i++) {
+      const into = Buffer.alloc(400_000);
+      let asked;
+      const got = await pool.request({ method: 'GET', target: `/blocks/${i}?t=a%2Bb`, headers: { 'x-one': 'v' }, bodyBuffer: (n) => ((asked = n), into) });
+      assert.strictEqual(got.status, 200);
+      assert.strictEqual(asked, payload.length);
+      assert.strictEqual(got.body.buffer, into.buffer, 'the body is a view of the buffer given');
+      assert.ok(got.body.equals(payload));
+      assert.strictEqual(got.headers['x-amz-checksum'], `n${i}`);
+    }
+    assert.strictEqual(s.connections, 1, 'one kept-alive connection for all three');
+    assert.match(s.requests[2].head, /^GET \/blocks\/2\?t=a%2Bb HTTP\/1\.1\r\nhost: 127\.0\.0\.1:\d+\r\nx-one: v$/);
+  } finally {
+    pool.close();
+    await s.close();
+  }
+});
+
+test('a reply split at every byte, after an interim 100, with repeated headers', async () => {
+  const s = await server(async (socket) => {
+    await trickle(socket, Buffer.concat([reply(100, {}), reply(201, { 'content-length': 5, 'x-a': '1', 'X-A': '2' }, 'hello')]));
+  });
+  const pool = new RawHttpPool(s.url, options);
+  try {
+    const got = await pool.request({ method: 'POST', target: '/', headers: {}, body: 'ünï' });
+    assert.strictEqual(got.status, 201);
+    assert.strictEqual(got.body.toString(), 'hello');
+    assert.strictEqual(got.headers['x-a'], '1, 2');
+    assert.strictEqual(s.requests[0].body, Buffer.from('ünï').toString('latin1'), 'the body is sent as UTF-8, with its byte length');
+  } finally {
+    pool.close();
+    await s.close();
+  }
+});
+
+test('chunked bodies, whole or split at every byte, with extensions and trailers', async () => {
+  const chunked = '5;ext=1\r\nhello\r\n1\r\n \r\n6\r\nworld!\r\n0\r\ntrailer: x\r\n\r\n';
+  const s = await server(async (socket, r) => {
+    const bytes = reply(r.n === 0 ? 200 : 503, { 'transfer-encoding': 'chunked' }, chunked);
+    if (r.n === 0) socket.write(bytes);
+    else await trickle(socket, bytes);
+  });
+  const pool = new RawHttpPool(s.url, options);
+  try {
+    for (const status of [200, 503]) {
+      const got = await pool.request({ method: 'GET', target: '/', headers: {} });
+      assert.strictEqual(got.status, status);
+      assert.strictEqual(got.body.toString(), 'hello world!');
+    }
+    assert.strictEqual(s.connections, 1);
+  } finally {
+    pool.close();
+    await s.close();
+  }
+});
+
+test('a body without a length runs to the end of the connection, which is not reused', async () => {
+  const s = await server((socket) => socket.end(reply(500, { connection: 'close' }, '<Error><Code>InternalError</Code></Error>')));
+  const pool = new RawHttpPool(s.url, options);
+  try {
+    for (let i = 0; i < 2; i++) {
+      const got = await pool.request({ method: 'GET', target: '/', headers: {} });
+      assert.strictEqual(got.status, 500);
+      assert.strictEqual(got.body.toString(), '<Error><Code>InternalError</Code></Error>');
+    }
+    assert.strictEqual(s.connections, 2);
+  } finally {
+    pool.close();
+    await s.close();
+  }
+});
+
+test('a connection cut mid-body fails as ECONNRESET; a kept socket the server closed is replaced unseen', async () => {
+  const s = await server((socket, r) => {
+    if (r.n === 0) socket.write(reply(200, { 'content-length': 2 }, 'ok'));
+    // The second request finds its socket closed by the server before any reply.
+    else if (r.n === 1) socket.destroy();
+    else if (r.n === 2) socket.write(reply(200, { 'content-length': 2 }, 'ok'));
+    else socket.end(reply(200, { 'content-length': 100 }, 'only part'));
+  });
+  const pool = new RawHttpPool(s.url, options);
+  try {
+    assert.strictEqual((await pool.request({ method: 'GET', target: '/', headers: {} })).body.toString(), 'ok');
+    assert.strictEqual((await pool.request({ method: 'GET', target: '/', headers: {} })).body.toString(), 'ok');
+    assert.strictEqual(s.requests.length, 3, 'the request was sent again on a new socket');
+    await assert.rejects(pool.request({ method: 'GET', target: '/', headers: {} }), (err) => err.code === 'ECONNRESET' && /before the reply/.test(err.message));
+    assert.strictEqual(s.requests.length, 4, 'a reply begun is not sent again here');
+  } finally {
+    pool.close();
+    await s.close();
+  }
+});
+
+test('silence times out; an abort ends the request at once; a refused connection says so', async () => {
+  const s = await server(() => {});
+  const pool = new RawHttpPool(s.url, { timeoutMs: 200 });
+  try {
+    await assert.rejects(pool.request({ method: 'GET', target: '/', headers: {} }), { name: 'TimeoutError' });
+    const controller = new AbortController();
+    const pending = pool.request({ method: 'GET', target: '/', headers: {} }, controller.signal);
+    setTimeout(() => controller.abort(new Error('stopped here')), 20);
+    await assert.rejects(pending, /stopped here/);
+    await assert.rejects(pool.request({ method: 'GET', target: '/', headers: {} }, controller.signal), /stopped here/);
+  } finally {
+    pool.close();
+    await s.close();
+  }
+  const gone = new RawHttpPool(s.url, options);
+  await assert.rejects(gone.request({ method: 'GET', target: '/', headers: {} }), { code: 'ECONNREFUSED' });
+});
+
+test('replies that are not HTTP as expected are refused, and so is a body longer than its buffer', async () => {
+  const answers = [
+    'SSH-2.0-OpenSSH\r\n\r\n',
+    `HTTP/1.1 200 OK\r\nx: ${'y'.repeat(20_000)}\r\n\r\n`,
+    'HTTP/1.1 200 OK\r\ncontent-length: 12x\r\n\r\n',
+    'HTTP/1.1 200 OK\r\nno colon here\r\n\r\n',
+    'HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\n0123456789',
+    'HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\nzz\r\n',
+    'HTTP/1.1 200 OK\r\ncontent-length: 3000000\r\n\r\n',
+    'HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\n0123456789',
+  ];
+  const s = await server((socket, r) => socket.write(answers[r.n]));
+  const pool = new RawHttpPool(s.url, options);
+  const refused = (err) => err.code === 'EPROTO';
+  try {
+    await assert.rejects(pool.request({ method: 'GET', target: '/', headers: {} }), (err) => refused(err) && /not an HTTP\/1.x reply: "SSH-2.0-OpenSSH"/.test(err.message));
+    await assert.rejects(pool.request({ method: 'GET', target: '/', headers: {} }), (err) => refused(err) && /head longer than/.test(err.message));
+    await assert.rejects(pool.request({ method: 'GET', target: '/', headers: {} }), (err) => refused(err) && /Content-Length of "12x"/.test(err.message));
+    await assert.rejects(pool.request({ method: 'GET', target: '/', headers: {} }), (err) => refused(err) && /malformed header line/.test(err.message));
+    await assert.rejects(pool.request({ method: 'GET', target: '/', headers: {}, bodyBuffer: () => Buffer.alloc(4) }), (err) => refused(err) && /10 bytes, where at most 4 fit/.test(err.message));
+    await assert.rejects(pool.request({ method: 'GET', target: '/', headers: {} }), (err) => refused(err) && /chunk size "zz"/.test(err.message));
+    await assert.rejects(pool.request({ method: 'GET', target: '/', headers: {} }), (err) => refused(err) && /3000000 bytes, over 1048576/.test(err.message));
+    const refuse = new Error('not a block');
+    await assert.rejects(pool.request({ method: 'GET', target: '/', headers: {}, bodyBuffer: () => { throw refuse; } }), (err) => err === refuse);
+  } finally {
+    pool.close();
+    await s.close();
+  }
+});
