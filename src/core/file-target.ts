@@ -10,6 +10,12 @@ import { errorCode, SluiceError, UsageError } from './errors';
 
 export type TargetKind = 'new' | 'in-place' | 'device';
 
+// Written bytes are flushed in the background every this many bytes, so the flush at commit
+// has only the last few to write, not the whole volume: the kernel would otherwise keep up to
+// a tenth of memory dirty before writing any of it back, and the commit would then wait for
+// all of it (2 GiB: 3.7 s after the last block, on a disk that writes 555 MB/s).
+const FLUSH_EVERY = 64 << 20;
+
 export interface TargetOptions {
   /** Write into an existing file (a device is always written in place). */
   inPlace: boolean;
@@ -23,6 +29,8 @@ export class FileTarget {
   private readonly inflight = new Set<Promise<void>>();
   private error: Error | undefined;
   private closed = false;
+  private unflushed = 0;
+  private flushing: Promise<void> | undefined;
 
   constructor(
     readonly path: string,
@@ -49,10 +57,24 @@ export class FileTarget {
       })
       .finally(() => this.inflight.delete(done));
     this.inflight.add(done);
+    this.unflushed += data.length;
+    if (this.unflushed >= FLUSH_EVERY && !this.flushing) this.flushBehind();
+  }
+
+  /** Starts flushing what was written so far, without waiting for it (see FLUSH_EVERY). */
+  private flushBehind(): void {
+    this.unflushed = 0;
+    this.flushing = this.handle
+      .datasync()
+      .catch((err) => {
+        this.error ??= new SluiceError(`${this.path}: flushing: ${(err as Error).message}`);
+      })
+      .finally(() => (this.flushing = undefined));
   }
 
   async drain(): Promise<void> {
     while (this.inflight.size) await Promise.all(this.inflight);
+    await this.flushing;
     if (this.error) throw this.error;
   }
 
@@ -76,7 +98,7 @@ export class FileTarget {
 
   /** After a failure: lets the writes in flight end, closes, and removes the temporary file. */
   async discard(): Promise<void> {
-    await Promise.allSettled([...this.inflight]);
+    await Promise.allSettled([...this.inflight, this.flushing]);
     if (!this.closed) {
       this.closed = true;
       await this.handle.close().catch(() => {});
