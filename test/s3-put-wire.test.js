@@ -14,25 +14,9 @@ const { ok, tmpdir } = require('./lib/run');
 
 const KEY = { id: 'AKIDEXAMPLE', secret: 'wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY' };
 const REGION = 'us-east-1';
-const { sha256hex, canonicalQuery, expectedSignature } = require('./lib/sigv4');
+const { s3SignatureProblem } = require('./lib/sigv4');
 
-/** Why a request's S3 SigV4 signature is wrong, or undefined when it is right. */
-function signatureProblem(req, body) {
-  const auth = /^AWS4-HMAC-SHA256 Credential=([^/]+)\/(\d{8})\/([^/]+)\/([^/]+)\/aws4_request, ?SignedHeaders=([^,]+), ?Signature=([0-9a-f]{64})$/.exec(req.headers.authorization ?? '');
-  if (!auth) return `no SigV4 Authorization header: ${req.headers.authorization}`;
-  const [, keyId, day, region, service, signedHeaders, signature] = auth;
-  if (keyId !== KEY.id || region !== REGION || service !== 's3') return `credential scope ${keyId}/${region}/${service}`;
-  const payload = req.headers['x-amz-content-sha256'];
-  if (payload !== sha256hex(body)) return `x-amz-content-sha256 is ${payload}, the body's SHA-256 is ${sha256hex(body)}`;
-  const names = signedHeaders.split(';');
-  if (!names.includes('x-amz-content-sha256') || !names.includes('host')) return `x-amz-content-sha256 and host must be signed: ${signedHeaders}`;
-  const [rawPath, rawQuery = ''] = req.url.split('?');
-  // S3 signs the path as sent (each segment encoded once).
-  const headers = names.map((h) => `${h}:${String(req.headers[h]).trim().replace(/\s+/g, ' ')}\n`).join('');
-  const canonical = [req.method, rawPath, canonicalQuery(rawQuery, decodeURIComponent), headers, signedHeaders, payload].join('\n');
-  const expected = expectedSignature({ secret: KEY.secret, day, region: REGION, service: 's3', amzDate: req.headers['x-amz-date'], canonical });
-  return expected === signature ? undefined : `signature ${signature}, expected ${expected} for:\n${canonical}`;
-}
+const signatureProblem = (req, body) => s3SignatureProblem(req, body, KEY, REGION);
 
 /** A server that takes PutObject only when correctly signed, and keeps what it stored. */
 function startVerifier() {

@@ -2,12 +2,13 @@
 // made hundreds of times a second, and through the SDK each cost about 1.5 ms of CPU on top of
 // the transfer (middleware stack, endpoint rules, body stream collected chunk by chunk and
 // copied again). Here the endpoint is resolved once, the request is signed by the SDK's own
-// SigV4 signer and sent on keep-alive sockets (ebs-signed.ts), and the body lands in the buffer
+// SigV4 signer and sent on keep-alive sockets (signed-requests.ts), and the body lands in the buffer
 // that leaves as the block's payload: read there by the socket itself on plain http
 // (raw-http.ts), copied there once on https.
 import type { EbsSession } from './ebs-client';
 import { CorruptReply } from './ebs-retry';
-import { ebsEndpoint, escapeUri, SignedRequests } from './ebs-signed';
+import { ebsEndpoint, ebsSignedRequests, escapeUri } from './ebs-signed';
+import type { SignedRequests } from './signed-requests';
 import { BLOCK_SIZE } from './records';
 
 export interface BlockReply {
@@ -21,7 +22,7 @@ export class BlockGetter {
   private readonly requests: SignedRequests;
 
   constructor(session: EbsSession) {
-    this.requests = new SignedRequests(session, 'ebs', () => ebsEndpoint(session), 'sluice ebs-get');
+    this.requests = ebsSignedRequests(session, 'ebs', () => ebsEndpoint(session), 'sluice ebs-get');
   }
 
   /** Reads a block into `into` (a BLOCK_SIZE buffer that owns its ArrayBuffer) or a new buffer. */

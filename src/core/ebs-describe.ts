@@ -1,12 +1,13 @@
 // EC2 DescribeSnapshots of one snapshot, without the EC2 client: its module takes about 60 MiB
 // of memory once loaded, as much again as everything else ebs-blocks holds. The call is one
-// signed form POST of the EC2 Query API (ebs-signed.ts) whose XML reply is read for the few
+// signed form POST of the EC2 Query API (signed-requests.ts) whose XML reply is read for the few
 // fields the commands use. The endpoint is the one the EC2 client would call: --endpoint-url,
 // AWS_ENDPOINT_URL_EC2 (or the profile's services section), else the SDK's rules for EC2,
 // which are EBS's with "ec2" for "ebs" and one exception (FIPS in GovCloud).
 import { EBSClient } from '@aws-sdk/client-ebs';
 import type { EbsSession } from './ebs-client';
-import { endpointParams, SignedRequests, xmlText, type Reply } from './ebs-signed';
+import { ebsSignedRequests, endpointParams, xmlText, type Reply } from './ebs-signed';
+import type { SignedRequests } from './signed-requests';
 
 /** The API version the Query API request names; the reply's fields are those of this version. */
 const EC2_VERSION = '2016-11-15';
@@ -21,7 +22,7 @@ const describers = new WeakMap<EbsSession, SignedRequests>();
 /** DescribeSnapshots of one id: the fields of the snapshot the reply holds, or undefined when none. */
 export async function describeSnapshotFields(session: EbsSession, snapshotId: string): Promise<SnapshotFields | undefined> {
   let requests = describers.get(session);
-  if (!requests) describers.set(session, (requests = new SignedRequests(session, 'ec2', () => ec2Endpoint(session), `sluice ${session.ctx.command}`)));
+  if (!requests) describers.set(session, (requests = ebsSignedRequests(session, 'ec2', () => ec2Endpoint(session), `sluice ${session.ctx.command}`)));
   const body = new URLSearchParams({ Action: 'DescribeSnapshots', Version: EC2_VERSION, 'SnapshotId.1': snapshotId }).toString();
   const req = { method: 'POST', path: '/', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body } as const;
   const items = readSnapshots(await requests.send(req, session.ctx.signal, { maxBody: MAX_REPLY }));

@@ -15,7 +15,7 @@ export class HttpEndpoint {
   constructor(
     readonly url: URL,
     private readonly timeoutMs: number,
-    private readonly httpsAgent: https.Agent,
+    private readonly httpsAgent?: https.Agent,
   ) {
     if (url.protocol === 'http:') this.pool = new RawHttpPool(url, { timeoutMs });
     else if (url.protocol !== 'https:') throw new Error(`${url.href}: only http and https endpoints are supported`);
@@ -31,7 +31,7 @@ export class HttpEndpoint {
   }
 }
 
-function httpsExchange(url: URL, agent: https.Agent, timeoutMs: number, req: RawRequest, signal?: AbortSignal): Promise<RawReply> {
+function httpsExchange(url: URL, agent: https.Agent | undefined, timeoutMs: number, req: RawRequest, signal?: AbortSignal): Promise<RawReply> {
   return new Promise<RawReply>((resolve, reject) => {
     const options: https.RequestOptions = {
       method: req.method,

@@ -16,7 +16,7 @@ export function isCustomEndpoint(endpoint: string | undefined): boolean {
 }
 
 // A request that sends or receives nothing for this long is dropped and retried.
-const REQUEST_TIMEOUT_MS = 60_000;
+export const REQUEST_TIMEOUT_MS = 60_000;
 const CONNECT_TIMEOUT_MS = 10_000;
 // Objects read or written at once (-j up to 64) times ranges or parts of each in flight.
 const MAX_SOCKETS = 256;

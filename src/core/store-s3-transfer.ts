@@ -1,7 +1,8 @@
 // Moving bytes of one S3 object: a GET of a byte range copied straight into its place in the
 // object's buffer, and the part sizes of multipart uploads (store-s3-multipart.ts).
-import { GetObjectCommand, type GetObjectCommandOutput, type S3Client } from '@aws-sdk/client-s3';
+import { GetObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { ShortReply, withRetries, type RetryPolicy, type Where } from './store-s3-errors';
+import { rawGetObject, rawGets, type GetHead } from './store-s3-raw-get';
 import type { GetOptions } from './store';
 
 import { MAX_PARTS, MIN_PART_SIZE } from './store-s3-limits';
@@ -23,11 +24,13 @@ export interface Target {
   fullKey: string;
   policy: RetryPolicy;
   where: (op: string) => Where;
+  /** Set when a given version is read (store-s3-versions.ts): such reads go through the SDK. */
+  versionId?: string;
 }
 
 export interface RangeRead {
   /** The reply's headers (its body consumed). */
-  head: Omit<GetObjectCommandOutput, 'Body'>;
+  head: GetHead;
   /** The object's size, from Content-Range (or Content-Length when the whole object came). */
   total: number;
   data: Buffer;
@@ -42,15 +45,31 @@ export interface RangeRead {
  */
 export async function readRange(t: Target, start: number, length: number | undefined, opts: { into?: Buffer; ifMatch?: string; buffer?: GetOptions['buffer'] } = {}): Promise<RangeRead> {
   let given: Buffer | undefined;
+  const raw = t.versionId === undefined ? await rawGets(t.client) : undefined;
   return withRetries(t.policy, t.where('GetObject'), async () => {
     const range = length !== undefined ? `bytes=${start}-${start + length - 1}` : start > 0 ? `bytes=${start}-` : undefined;
+    // The buffer a reply of `expected` bytes is read into.
+    const place = (expected: number): Buffer => {
+      if (opts.into) {
+        if (expected > opts.into.length) throw new ShortReply(`the reply holds more than the ${opts.into.length} bytes asked for`);
+        return opts.into;
+      }
+      if (!(given && given.length >= expected)) given = opts.buffer?.(expected) ?? Buffer.allocUnsafeSlow(expected);
+      return given;
+    };
+    if (raw) {
+      const { head, body } = await rawGetObject(raw, { bucket: t.bucket, key: t.fullKey, range, ifMatch: opts.ifMatch, bodyBuffer: place, signal: t.policy.signal });
+      const total = totalOf(head);
+      const expected = Math.min(length ?? total, Math.max(0, total - start));
+      if (body.length !== expected) throw new ShortReply(`the reply holds ${body.length} bytes, ${expected} were asked for`);
+      return { head, total, data: body };
+    }
     const res = await t.client.send(new GetObjectCommand({ Bucket: t.bucket, Key: t.fullKey, Range: range, IfMatch: opts.ifMatch }), { abortSignal: t.policy.signal });
     const { Body: body, ...head } = res;
     const total = totalOf(res);
     const expected = Math.min(length ?? total, Math.max(0, total - start));
     if (res.ContentLength !== undefined && res.ContentLength !== expected) throw new ShortReply(`the reply announces ${res.ContentLength} bytes, ${expected} were asked for`);
-    if (!opts.into && !(given && given.length >= expected)) given = opts.buffer?.(expected) ?? Buffer.allocUnsafeSlow(expected);
-    const data = opts.into ?? given!;
+    const data = place(expected);
     let got = 0;
     for await (const chunk of body as AsyncIterable<Uint8Array>) {
       if (got + chunk.length > expected) throw new ShortReply(`the reply holds more than the ${expected} bytes asked for`);
@@ -62,7 +81,7 @@ export async function readRange(t: Target, start: number, length: number | undef
   });
 }
 
-function totalOf(res: GetObjectCommandOutput): number {
+function totalOf(res: GetHead): number {
   const m = /\/(\d+)$/.exec(res.ContentRange ?? '');
   return m ? Number(m[1]) : (res.ContentLength ?? 0);
 }

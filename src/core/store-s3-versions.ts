@@ -97,5 +97,5 @@ export function versionTarget(t: Target, versionId: string): Target {
       };
     },
   });
-  return { ...t, client, where: (op) => t.where(`${op} (version ${versionId})`) };
+  return { ...t, client, versionId, where: (op) => t.where(`${op} (version ${versionId})`) };
 }

@@ -55,4 +55,25 @@ function signatureProblem(req, { key, region, service, body = '' }) {
   return expected === signature ? undefined : `signature ${signature}, expected ${expected} for:\n${canonical}`;
 }
 
-module.exports = { sha256hex, hmac, escape, canonicalQuery, expectedSignature, formDecode, signatureProblem };
+/**
+ * Why a request is not signed for S3 by `key` (id, secret) in `region`, or undefined when it
+ * is. S3 signs the path as sent (each segment encoded once), and the x-amz-content-sha256 the
+ * request declares must be the SHA-256 of `body`, the body that arrived.
+ */
+function s3SignatureProblem(req, body, key, region) {
+  const auth = /^AWS4-HMAC-SHA256 Credential=([^/]+)\/(\d{8})\/([^/]+)\/([^/]+)\/aws4_request, ?SignedHeaders=([^,]+), ?Signature=([0-9a-f]{64})$/.exec(req.headers.authorization ?? '');
+  if (!auth) return `no SigV4 Authorization header: ${req.headers.authorization}`;
+  const [, keyId, day, scopeRegion, service, signedHeaders, signature] = auth;
+  if (keyId !== key.id || scopeRegion !== region || service !== 's3') return `credential scope ${keyId}/${scopeRegion}/${service}`;
+  const payload = req.headers['x-amz-content-sha256'];
+  if (payload !== sha256hex(body)) return `x-amz-content-sha256 is ${payload}, the body's SHA-256 is ${sha256hex(body)}`;
+  const names = signedHeaders.split(';');
+  if (!names.includes('x-amz-content-sha256') || !names.includes('host')) return `x-amz-content-sha256 and host must be signed: ${signedHeaders}`;
+  const [rawPath, rawQuery = ''] = req.url.split('?');
+  const headers = names.map((h) => `${h}:${String(req.headers[h]).trim().replace(/\s+/g, ' ')}\n`).join('');
+  const canonical = [req.method, rawPath, canonicalQuery(rawQuery, decodeURIComponent), headers, signedHeaders, payload].join('\n');
+  const expected = expectedSignature({ secret: key.secret, day, region, service: 's3', amzDate: req.headers['x-amz-date'], canonical });
+  return expected === signature ? undefined : `signature ${signature}, expected ${expected} for:\n${canonical}`;
+}
+
+module.exports = { sha256hex, hmac, escape, canonicalQuery, expectedSignature, formDecode, signatureProblem, s3SignatureProblem };

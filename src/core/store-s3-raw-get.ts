@@ -1,0 +1,86 @@
+// GetObject without the SDK's client where the endpoint is plain http (an S3-compatible server,
+// addressed path style: http://HOST:PORT/BUCKET/KEY): signed by the S3 client's own signer
+// (signed-requests.ts) and read by raw-http.ts straight into the buffer the range belongs in.
+// Through the SDK, every 64 KiB of a reply came in a buffer of its own and was copied again
+// into place, and each request went through the middleware stack: for a download at hundreds
+// of MiB/s, most of a CPU core.
+//
+// Replies are described as the SDK describes them (the fields of GetObjectCommandOutput the
+// store reads), and errors are shaped as its errors are, so store-s3-errors.ts treats both ways
+// alike. Reads of a given version still go through the SDK (store-s3-versions.ts).
+import type { GetObjectCommandOutput, S3Client, StorageClass } from '@aws-sdk/client-s3';
+import { escapeUri, SignedRequests, type Reply } from './signed-requests';
+import { REQUEST_TIMEOUT_MS } from './store-s3-client';
+
+// The SHA-256 of an empty body, which a GET signs for.
+const EMPTY_SHA256 = 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855';
+const META = 'x-amz-meta-';
+
+export type GetHead = Omit<GetObjectCommandOutput, 'Body'>;
+
+interface S3Config {
+  isCustomEndpoint?: boolean;
+  forcePathStyle?: boolean;
+  endpoint?: () => Promise<{ protocol: string; hostname: string; port?: number; path: string }>;
+  signer: (authScheme: never) => Promise<unknown>;
+  systemClockOffset: number;
+}
+
+const gets = new WeakMap<S3Client, Promise<SignedRequests | undefined>>();
+
+/** Signed requests to the client's endpoint when it is plain http, path style; else undefined. */
+export function rawGets(client: S3Client): Promise<SignedRequests | undefined> {
+  let found = gets.get(client);
+  if (!found) gets.set(client, (found = resolve(client.config as unknown as S3Config)));
+  return found;
+}
+
+async function resolve(config: S3Config): Promise<SignedRequests | undefined> {
+  if (!config.isCustomEndpoint || !config.forcePathStyle || !config.endpoint) return undefined;
+  const endpoint = await config.endpoint();
+  if (endpoint.protocol !== 'http:') return undefined;
+  const host = endpoint.hostname.includes(':') && !endpoint.hostname.startsWith('[') ? `[${endpoint.hostname}]` : endpoint.hostname;
+  const url = `http://${host}${endpoint.port ? `:${endpoint.port}` : ''}${endpoint.path}`;
+  return new SignedRequests({ config, requestTimeoutMs: REQUEST_TIMEOUT_MS }, 's3', async () => url, 'sluice');
+}
+
+export interface RawGet {
+  bucket: string;
+  key: string;
+  range?: string;
+  ifMatch?: string;
+  /** Where a reply of `length` bytes is read (raw-http.ts); may throw to refuse it. */
+  bodyBuffer: (length: number) => Buffer;
+  signal?: AbortSignal;
+}
+
+/** One GetObject: the reply's headers as the SDK gives them, and its body. */
+export async function rawGetObject(requests: SignedRequests, get: RawGet): Promise<{ head: GetHead; body: Buffer }> {
+  const path = `/${escapeUri(get.bucket)}/${get.key.split('/').map(escapeUri).join('/')}`;
+  const headers: Record<string, string> = { 'x-amz-content-sha256': EMPTY_SHA256 };
+  if (get.range !== undefined) headers.range = get.range;
+  if (get.ifMatch !== undefined) headers['if-match'] = get.ifMatch;
+  const reply = await requests.send({ method: 'GET', path, headers }, get.signal, { bodyBuffer: get.bodyBuffer });
+  return { head: headOf(reply), body: reply.body };
+}
+
+function headOf(reply: Reply): GetHead {
+  const h = reply.headers;
+  const metadata: Record<string, string> = {};
+  for (const [name, value] of Object.entries(h)) if (name.startsWith(META)) metadata[name.slice(META.length)] = value;
+  const length = h['content-length'];
+  const modified = h['last-modified'];
+  return {
+    $metadata: { httpStatusCode: reply.status },
+    ContentLength: length === undefined ? undefined : Number(length),
+    ContentRange: h['content-range'],
+    ContentType: h['content-type'],
+    ETag: h.etag,
+    LastModified: modified === undefined ? undefined : new Date(modified),
+    StorageClass: h['x-amz-storage-class'] as StorageClass | undefined,
+    VersionId: h['x-amz-version-id'],
+    ServerSideEncryption: h['x-amz-server-side-encryption'] as GetHead['ServerSideEncryption'],
+    SSECustomerAlgorithm: h['x-amz-server-side-encryption-customer-algorithm'],
+    Metadata: metadata,
+  };
+}
