@@ -6,7 +6,8 @@
 #                                             s3://B/P (one object, in 8 MiB pieces/parts)
 #                                             aws s3 cp FILE; rclone copy
 #   3. download of both                       s3-list s3://B/P | s3-get | s3-put DIR (3b: aws's
-#                                             object, in pieces); aws; rclone
+#                                             object, in pieces), durable and with --no-fsync
+#                                             (which the peers' writes are like); aws; rclone
 #   4. a stream on stdin                      cat FILE | stream-chunk | s3-put; aws s3 cp -;
 #                                             rclone rcat
 # then the server's own ceiling (plain parallel PUTs and GETs, bench/lib/s3-load.js), and all
@@ -114,10 +115,12 @@ measure() { # ID COMMAND
   fi
   read -r secs[$1] rss[$1] < "$work/time"
 }
-row() { # LABEL ID [SLUICE-ID]
+row() { # LABEL ID [SLUICE-ID...]   (ratios to each sluice run, joined by " / ")
   local s=${secs[$2]}
-  local ratio=''
-  [ -n "${3:-}" ] && ratio=$(printf '%.2fx' "$(echo "$s / ${secs[$3]}" | bc -l)")
+  local ratio='' id
+  for id in "${@:3}"; do
+    ratio+="${ratio:+ / }$(printf '%.2fx' "$(echo "$s / ${secs[$id]}" | bc -l)")"
+  done
   printf '  %-58s %7.2f s %7.1f MiB/s %6d MiB  %s\n' "$1" "$s" "$(echo "$mib / $s" | bc -l)" $((rss[$2] / 1024)) "$ratio"
 }
 ceiling() { # put|get PREFIX
@@ -161,10 +164,11 @@ round() {
 
   # 3a. Download of the folder's objects (sluice's upload), by each tool.
   local d
-  for d in sluice sluice-count aws rclone; do
+  for d in sluice sluice-nofsync sluice-count aws rclone; do
     rm -rf "$dl"
     case $d in
       sluice) measure "down-$d" "s3-list --endpoint-url $url s3://$bucket/multi-sluice | s3-get --endpoint-url $url | s3-put $dl > /dev/null" ;;
+      sluice-nofsync) measure "down-$d" "s3-list --endpoint-url $url s3://$bucket/multi-sluice | s3-get --endpoint-url $url | s3-put --no-fsync $dl > /dev/null" ;;
       sluice-count) measure "down-$d" "s3-list --endpoint-url $url s3://$bucket/multi-sluice | s3-get --endpoint-url $url | count" ;;
       aws) measure "down-$d" "/usr/bin/aws --endpoint-url $url s3 cp --recursive --only-show-errors s3://$bucket/multi-sluice $dl" ;;
       rclone) measure "down-$d" "env -u AWS_CA_BUNDLE rclone --config /dev/null --s3-no-head copy X:$bucket/multi-sluice $dl" ;;
@@ -180,9 +184,10 @@ round() {
   rm -rf "$dl"
   echo "  3a. download, $objects objects of 8 MiB"
   row "s3-list s3://B/P | s3-get | s3-put DIR (durable)" down-sluice
+  row "... | s3-put --no-fsync DIR (as the peers: no flush)" down-sluice-nofsync
   row "s3-list s3://B/P | s3-get | count (no disk)" down-sluice-count
-  row "aws s3 cp --recursive s3://B/P DIR" down-aws down-sluice
-  row "rclone copy X:B/P DIR" down-rclone down-sluice
+  row "aws s3 cp --recursive s3://B/P DIR (durable / no-fsync)" down-aws down-sluice down-sluice-nofsync
+  row "rclone copy X:B/P DIR (durable / no-fsync)" down-rclone down-sluice down-sluice-nofsync
   remove multi-sluice
 
   # 2. One file of the whole size. The folder becomes one file and goes.
@@ -204,10 +209,11 @@ round() {
   remove one-sluice
   rm -rf "$work/one"
   # 3b. Its download, by each tool, of aws's object (one large copy on the server at a time).
-  for d in sluice aws rclone; do
+  for d in sluice sluice-nofsync aws rclone; do
     rm -rf "$dl" && mkdir -p "$dl"
     case $d in
       sluice) measure "down1-$d" "s3-list --endpoint-url $url s3://$bucket/one-aws | s3-get --endpoint-url $url --pieces-above 64M | s3-put $dl" ;;
+      sluice-nofsync) measure "down1-$d" "s3-list --endpoint-url $url s3://$bucket/one-aws | s3-get --endpoint-url $url --pieces-above 64M | s3-put --no-fsync $dl" ;;
       aws) measure "down1-$d" "/usr/bin/aws --endpoint-url $url s3 cp --only-show-errors s3://$bucket/one-aws/big.bin $dl/big.bin" ;;
       rclone) measure "down1-$d" "env -u AWS_CA_BUNDLE rclone --config /dev/null --s3-no-head copy X:$bucket/one-aws/big.bin $dl" ;;
     esac
@@ -221,8 +227,9 @@ round() {
   row "rclone copy FILE X:B/P" up1-rclone up1-sluice
   echo "  3b. download, one object of $mib MiB"
   row "s3-list s3://B/P | s3-get --pieces-above 64M | s3-put DIR" down1-sluice
-  row "aws s3 cp s3://B/K FILE" down1-aws down1-sluice
-  row "rclone copy X:B/K DIR" down1-rclone down1-sluice
+  row "... | s3-put --no-fsync DIR (as the peers: no flush)" down1-sluice-nofsync
+  row "aws s3 cp s3://B/K FILE (durable / no-fsync)" down1-aws down1-sluice down1-sluice-nofsync
+  row "rclone copy X:B/K DIR (durable / no-fsync)" down1-rclone down1-sluice down1-sluice-nofsync
 
   # 4. A stream on stdin (the file through cat, from the page cache).
   measure pipe-sluice "cat $big | stream-chunk --name big | s3-put --endpoint-url $url s3://$bucket/pipe-sluice"

@@ -102,14 +102,16 @@ test('s3-put writes every object and journals each with size, etag, sha256 and s
   assert.deepStrictEqual(fs.readdirSync(path.dirname(store)).filter((f) => f === 'outside'), [], 'nothing outside the store');
 });
 
-test('s3-list | s3-get | s3-put copies a store exactly', async () => {
+test('s3-list | s3-get | s3-put copies a store exactly, with --no-fsync too', async () => {
   const src = fresh();
-  const dst = fresh();
   await seed(src);
-  const r = await ok(`s3-list ${src} | s3-get | s3-put ${dst} > ${dst}.journal`);
-  assert.deepStrictEqual(tree(dst), tree(src), describe(r));
-  const listed = readStream(fs.readFileSync(`${dst}.journal`)).recs.map((x) => x.key);
-  assert.deepStrictEqual(listed, OBJECTS.map((o) => o.key).sort(byteOrder));
+  for (const flags of ['', '--no-fsync']) {
+    const dst = fresh();
+    const r = await ok(`s3-list ${src} | s3-get | s3-put ${flags} ${dst} > ${dst}.journal`);
+    assert.deepStrictEqual(tree(dst), tree(src), describe(r));
+    const listed = readStream(fs.readFileSync(`${dst}.journal`)).recs.map((x) => x.key);
+    assert.deepStrictEqual(listed, OBJECTS.map((o) => o.key).sort(byteOrder));
+  }
 });
 
 test('a copy of a volume holds its volume.json back: an interrupted copy has none, a full one restores', async () => {

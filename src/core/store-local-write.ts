@@ -25,6 +25,8 @@ export class DurableWriter {
   constructor(
     readonly root: string,
     private readonly errors: LocalStoreErrors,
+    /** False (s3-put --no-fsync): nothing is flushed; renames still put whole files in place. */
+    private readonly fsync = true,
   ) {}
 
   /**
@@ -78,7 +80,7 @@ export class DurableWriter {
 
   /** Flushes a temporary file's data to disk if `durable`, and closes it. */
   async closeTemp(key: string, handle: fsp.FileHandle, durable: boolean): Promise<void> {
-    if (durable) {
+    if (durable && this.fsync) {
       await handle.datasync().catch((err) => {
         throw this.errors.fs(err, key, 'flushing');
       });
@@ -117,6 +119,7 @@ export class DurableWriter {
 
   /** Flushes folders' entries to disk, several at once (each waits on the disk's journal). */
   async syncFolders(folders: string[]): Promise<void> {
+    if (!this.fsync) return;
     await eachLimited(folders, SYNC_JOBS, (d) =>
       syncDirectory(d).catch((err) => {
         // Deleted since: none of the objects it held remain to be kept.

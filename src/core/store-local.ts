@@ -57,10 +57,12 @@ export class LocalStore implements ObjectStore {
     readonly root: string,
     /** Threads to hash large objects on, when the command has some. */
     private readonly sha?: ShaPool,
+    /** False: no data or folder is flushed to disk (see DurableWriter). */
+    fsync = true,
   ) {
     this.url = root;
     this.errors = new LocalStoreErrors(root);
-    this.writer = new DurableWriter(root, this.errors);
+    this.writer = new DurableWriter(root, this.errors, fsync);
   }
 
   /** The file of `key`, which lies inside the root whatever the key holds. */

@@ -29,6 +29,8 @@ export interface S3Settings {
    * sockets busy); the command that gives it closes it. Without it, hashing is done inline.
    */
   sha?: ShaPool;
+  /** A local directory written without flushing to disk (s3-put --no-fsync); default true. */
+  fsync?: boolean;
 }
 
 /** Settings from a command's flags; what they leave out comes from the environment (s3Client). */

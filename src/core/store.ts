@@ -279,7 +279,7 @@ export { parseStoreUrl, type StoreLocation } from './store-url';
  */
 export function openStore(url: string, s3: S3StoreOptions = {}): ObjectStore {
   const where = parseStoreUrl(url);
-  if (where.kind === 'local') return new LocalStore(where.root, s3.sha);
+  if (where.kind === 'local') return new LocalStore(where.root, s3.sha, s3.fsync !== false);
   // Loaded here: the AWS SDK is large, and commands on local directories never need it.
   const { S3Store } = require('./store-s3') as typeof import('./store-s3');
   return new S3Store(where.bucket, where.prefix, s3);

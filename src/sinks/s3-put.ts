@@ -48,7 +48,9 @@ beyond that).
 An object is journaled only once it is durable (its data and its folder flushed to disk, in
 a local directory; folders are flushed once per batch of objects, not once per object). When
 a write fails, every other object that was written is still journaled, and the status is
-that of the failure.
+that of the failure. With --no-fsync a directory is not flushed: each file still appears
+whole or not at all, but a power cut or a crash of the machine can lose what was journaled
+(as with cp, aws s3 cp and rclone); use it for copies that can be made again.
 
 An object larger than a frame comes as pieces (s3-get --pieces-above; docs/FORMAT.md): frames
 of one key with "offset", one after the other. They become the parts of one multipart upload
@@ -76,6 +78,7 @@ Options:
                            names and printable ASCII values
   --part-size SIZE         multipart part size on S3, 5M to 5G (default ${DEFAULT_PART_SIZE >> 20}M)
   --uploads FILE           journal of multipart uploads (appended): continue those it records
+  --no-fsync               a directory: do not flush files and folders to disk (see above)
   --abort-stale            read no input: abort the unfinished uploads under URL begun more
                            than --older-than ago (default ${DEFAULT_STALE_AGE / 3600000}h; 0 for all of them)
   --older-than AGE         seconds, or with s, m, h or d (30m, 24h, 7d)
@@ -102,7 +105,9 @@ export const main = command({
   usage: USAGE,
   flags: storeFlags({
     string: ['jobs', 'storage-class', 'metadata', 'part-size', 'uploads', 'older-than'],
-    boolean: ['abort-stale'],
+    // --no-fsync turns it off.
+    boolean: ['abort-stale', 'fsync'],
+    default: { fsync: true },
     repeatable: ['metadata'],
     alias: { j: 'jobs' },
   }),
@@ -124,7 +129,7 @@ export const main = command({
     const sha = new ShaPool();
     // Objects that come in pieces are hashed on this one, in order.
     const serial = new SerialSha();
-    const store = openStore(args._[0], { ...s3Settings(args, ctx.signal), partSize, sha });
+    const store = openStore(args._[0], { ...s3Settings(args, ctx.signal), partSize, sha, fsync: args.fsync !== false });
     try {
       const writer = new Writer(ctx, store, { storageClass: stringFlag(args, 'storage-class'), metadata: metadataFlag(args), uploads, serial });
       try {
