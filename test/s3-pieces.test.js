@@ -117,6 +117,9 @@ describe('s3-get in pieces', () => {
     const whole = recs.find((rec) => rec.key === 'small.txt');
     assert.strictEqual(whole.offset, undefined);
     assert.ok(whole[PAYLOAD].equals(small));
+    // count counts the object in pieces once, and its size once.
+    const counted = JSON.parse((await ok(`s3-list "${copy}" | s3-get --pieces-above 8M --piece-size 5M | count`)).stdout.toString());
+    assert.deepStrictEqual([counted.objects, counted.pieces, counted.objectBytes, counted.payloadBytes], [2, 5, big.length + small.length, big.length + small.length]);
   });
 
   it('an object larger than a frame (256 MiB) goes in pieces by default, to moto and back, byte-identical', async () => {

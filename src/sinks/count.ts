@@ -11,7 +11,8 @@ Reads a whole stream and prints one "count" record on stdout:
   volumes       volume headers (a repeated header that completes the size is not counted)
   volumeBytes   sum of the volumes' sizes, where the header gives one
   blocks        block records; zeroBlocks of them are all zeros ("zero": true)
-  objects       object records; objectsWithoutSize of them have no "size"
+  objects       object records; objectsWithoutSize of them have no "size"; an object in
+                pieces (frames with "offset", docs/FORMAT.md) counts once, its frames in pieces
   payloadBytes  bytes of payload the stream carries
   objectBytes   sum of the objects' "size" (as stored: compressed for a chunk)
   dataBytes     the size of the data the stream describes: blocks x blockSize, plus each
@@ -41,6 +42,7 @@ export interface Counts {
   zeroBlocks: number;
   objects: number;
   objectsWithoutSize: number;
+  pieces: number;
   payloadBytes: number;
   objectBytes: number;
   dataBytes: number;
@@ -54,7 +56,7 @@ function isSize(value: unknown): value is number {
 
 class Counter {
   readonly counts: Counts = {
-    type: 'count', records: 0, volumes: 0, volumeBytes: 0, blocks: 0, zeroBlocks: 0, objects: 0, objectsWithoutSize: 0,
+    type: 'count', records: 0, volumes: 0, volumeBytes: 0, blocks: 0, zeroBlocks: 0, objects: 0, objectsWithoutSize: 0, pieces: 0,
     payloadBytes: 0, objectBytes: 0, dataBytes: 0, nonZeroBytes: 0, other: {},
   };
   private readonly header = new VolumeHeader();
@@ -73,6 +75,12 @@ class Counter {
       if (rec.zero === true) c.zeroBlocks++;
       else c.nonZeroBytes += size;
     } else if (rec.type === 'object') {
+      if (rec.offset !== undefined) {
+        if (!isSize(rec.offset)) throw this.bad(rec, `"offset" must be a non-negative integer, got ${JSON.stringify(rec.offset)}`);
+        c.pieces++;
+        // A later piece of an object counted at its first.
+        if (rec.offset > 0) return;
+      }
       c.objects++;
       if (rec.size !== undefined && !isSize(rec.size)) throw this.bad(rec, `"size" must be a non-negative integer, got ${JSON.stringify(rec.size)}`);
       if (rec.rawSize !== undefined && !isSize(rec.rawSize)) throw this.bad(rec, `"rawSize" must be a non-negative integer, got ${JSON.stringify(rec.rawSize)}`);
@@ -105,7 +113,7 @@ export function humanLine(c: Counts): string {
   const parts = [
     `${plural(c.records, 'record')}: ${plural(c.volumes, 'volume')} (${formatBytes(c.volumeBytes)})`,
     `${plural(c.blocks, 'block')} (${c.zeroBlocks} zero)`,
-    `${plural(c.objects, 'object')} (${formatBytes(c.objectBytes)} stored)`,
+    `${plural(c.objects, 'object')} (${formatBytes(c.objectBytes)} stored${c.pieces ? `; ${plural(c.pieces, 'piece')}` : ''})`,
   ];
   for (const [type, n] of Object.entries(c.other)) parts.push(`${n} ${type}`);
   return `${parts.join(', ')}; data ${formatBytes(c.dataBytes)}, non-zero ${formatBytes(c.nonZeroBytes)}, payload ${formatBytes(c.payloadBytes)}`;
