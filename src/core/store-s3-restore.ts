@@ -34,9 +34,17 @@ interface Found {
  */
 export async function restoreStateAt(t: Target, versionId: string | undefined): Promise<Found> {
   let sent = versionId === NULL_VERSION ? undefined : versionId;
-  let head = await headOf(t, versionId, sent);
+  let head: HeadObjectCommandOutput;
+  try {
+    head = await headOf(t, versionId, sent);
+  } catch (err) {
+    // The key reads as deleted: a delete marker is current, and the "null" version may be
+    // behind it, as versioning was turned on after it was written.
+    if (versionId !== NULL_VERSION || !(err instanceof NotFoundError)) throw err;
+    head = await headOf(t, versionId, (sent = NULL_VERSION));
+  }
   // Versioning was turned on after the "null" version was written, and a newer one is current.
-  if (versionId === NULL_VERSION && head.VersionId !== undefined && head.VersionId !== NULL_VERSION) head = await headOf(t, versionId, (sent = NULL_VERSION));
+  if (versionId === NULL_VERSION && sent === undefined && head.VersionId !== undefined && head.VersionId !== NULL_VERSION) head = await headOf(t, versionId, (sent = NULL_VERSION));
   return { state: restoreStateOf(head.StorageClass, head.Restore), versionId: sent };
 }
 
