@@ -100,18 +100,23 @@ test('a reply split at every byte, after an interim 100, with repeated headers',
 test('chunked bodies, whole or split at every byte, with extensions and trailers', async () => {
   const chunked = '5;ext=1\r\nhello\r\n1\r\n \r\n6\r\nworld!\r\n0\r\ntrailer: x\r\n\r\n';
   const s = await server(async (socket, r) => {
-    const bytes = reply(r.n === 0 ? 200 : 503, { 'transfer-encoding': 'chunked' }, chunked);
-    if (r.n === 0) socket.write(bytes);
+    const bytes = reply(r.n === 1 ? 503 : 200, { 'transfer-encoding': 'chunked' }, chunked);
+    if (r.n !== 1) socket.write(bytes);
     else await trickle(socket, bytes);
   });
   const pool = new RawHttpPool(s.url, options);
   try {
     for (const status of [200, 503]) {
-      const got = await pool.request({ method: 'GET', target: '/', headers: {} });
+      const into = Buffer.alloc(64);
+      const got = await pool.request({ method: 'GET', target: '/', headers: {}, bodyBuffer: () => into });
       assert.strictEqual(got.status, status);
       assert.strictEqual(got.body.toString(), 'hello world!');
+      // A 2xx body lands in the buffer given for it, an error's does not.
+      assert.strictEqual(got.body.buffer === into.buffer, status === 200);
     }
     assert.strictEqual(s.connections, 1);
+    // A chunked body is held to maxBody.
+    await assert.rejects(pool.request({ method: 'GET', target: '/', headers: {}, maxBody: 11 }), (err) => err.code === 'EPROTO' && /a body over 11 bytes/.test(err.message));
   } finally {
     pool.close();
     await s.close();
@@ -119,7 +124,7 @@ test('chunked bodies, whole or split at every byte, with extensions and trailers
 });
 
 test('a body without a length runs to the end of the connection, which is not reused', async () => {
-  const s = await server((socket) => socket.end(reply(500, { connection: 'close' }, '<Error><Code>InternalError</Code></Error>')));
+  const s = await server((socket, r) => socket.end(reply(r.n < 2 ? 500 : 200, { connection: 'close' }, '<Error><Code>InternalError</Code></Error>')));
   const pool = new RawHttpPool(s.url, options);
   try {
     for (let i = 0; i < 2; i++) {
@@ -128,6 +133,10 @@ test('a body without a length runs to the end of the connection, which is not re
       assert.strictEqual(got.body.toString(), '<Error><Code>InternalError</Code></Error>');
     }
     assert.strictEqual(s.connections, 2);
+    const into = Buffer.alloc(100);
+    const got = await pool.request({ method: 'GET', target: '/', headers: {}, bodyBuffer: (n) => (n === 41 ? into : Buffer.alloc(0)) });
+    assert.strictEqual(got.body.buffer, into.buffer, 'a 2xx body gathered to the end lands in the buffer given for it');
+    assert.strictEqual(got.body.toString(), '<Error><Code>InternalError</Code></Error>');
   } finally {
     pool.close();
     await s.close();

@@ -32,7 +32,7 @@ export class BlockGetter {
       if (length !== BLOCK_SIZE) throw new CorruptReply(`the reply announces ${length} bytes; a block has ${BLOCK_SIZE}`);
       return into ?? Buffer.allocUnsafeSlow(BLOCK_SIZE);
     };
-    const reply = await this.requests.send(req, signal, { bodyBuffer });
+    const reply = await this.requests.send(req, signal, { bodyBuffer, maxBody: BLOCK_SIZE });
     const dataLength = reply.headers['x-amz-data-length'];
     if (reply.body.length !== BLOCK_SIZE || (dataLength !== undefined && Number(dataLength) !== BLOCK_SIZE)) {
       throw new CorruptReply(`${reply.body.length} bytes received, x-amz-Data-Length ${dataLength}; a block has ${BLOCK_SIZE}`);

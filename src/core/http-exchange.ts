@@ -3,11 +3,9 @@
 // and the given keep-alive agent, the body gathered the same way.
 import type http from 'node:http';
 import https from 'node:https';
-import { RawHttpPool, type RawReply, type RawRequest } from './raw-http';
+import { bodyLimit, placeBody, RawHttpPool, type RawReply, type RawRequest } from './raw-http';
 
 export type { RawReply as Reply, RawRequest as Request };
-
-const DEFAULT_MAX_BODY = 1 << 20;
 
 export class HttpEndpoint {
   private readonly pool: RawHttpPool | undefined;
@@ -54,13 +52,16 @@ function httpsExchange(url: URL, agent: https.Agent | undefined, timeoutMs: numb
   });
 }
 
-/** A reply read whole: a 2xx body with a length into `bodyBuffer`'s buffer, others up to maxBody. */
+/**
+ * A reply read whole, as raw-http.ts reads it: a 2xx body into `bodyBuffer`'s buffer (as it
+ * comes when it has a length, else copied there at the end), other bodies within bodyLimit().
+ */
 function gather(res: http.IncomingMessage, req: RawRequest): Promise<RawReply> {
   return new Promise<RawReply>((resolve, reject) => {
     const status = res.statusCode ?? 0;
     const ok = status >= 200 && status < 300;
     const length = res.headers['content-length'];
-    const maxBody = req.maxBody ?? DEFAULT_MAX_BODY;
+    const maxBody = bodyLimit(req, ok);
     let into: Buffer | undefined;
     try {
       if (ok && length !== undefined && req.bodyBuffer) into = req.bodyBuffer(Number(length));
@@ -77,8 +78,13 @@ function gather(res: http.IncomingMessage, req: RawRequest): Promise<RawReply> {
     });
     res.on('error', reject);
     res.on('end', () => {
-      const body = into ? into.subarray(0, Math.min(got, into.length)) : Buffer.concat(parts).subarray(0, maxBody);
-      resolve({ status, headers: flatHeaders(res), body });
+      try {
+        const gathered = Buffer.concat(parts).subarray(0, maxBody);
+        const body = into ? into.subarray(0, Math.min(got, into.length)) : ok ? placeBody(req, gathered) : gathered;
+        resolve({ status, headers: flatHeaders(res), body });
+      } catch (err) {
+        reject(err);
+      }
     });
     // A connection cut mid-body ends the reply without 'end' (and, depending on timing,
     // without 'error'): a transient failure.

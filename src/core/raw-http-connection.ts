@@ -2,12 +2,11 @@
 // the reply's head read into a scratch buffer and parsed, its body read where it belongs: in
 // place when it has a length, else decoded or gathered from the scratch buffer.
 import net from 'node:net';
-import type { ConnectionOwner, RawReply, RawRequest } from './raw-http';
+import { bodyLimit, placeBody, type ConnectionOwner, type RawReply, type RawRequest } from './raw-http';
 import { ChunkedBody } from './raw-http-chunked';
 
 // Reply heads are read into this much memory per socket; a longer head is refused.
 const HEAD_BYTES = 16 * 1024;
-const DEFAULT_MAX_BODY = 1 << 20;
 
 type Mode = 'idle' | 'head' | 'length' | 'chunked' | 'close';
 
@@ -138,7 +137,7 @@ export class Connection {
   private startBody(rest: Buffer): void {
     const req = this.pending!.req;
     const ok = this.status >= 200 && this.status < 300;
-    const maxBody = req.maxBody ?? DEFAULT_MAX_BODY;
+    const maxBody = bodyLimit(req, ok);
     const length = this.headers['content-length'];
     this.kept = [];
     if (this.status === 204 || this.status === 304) {
@@ -175,23 +174,32 @@ export class Connection {
   }
 
   private keep(data: Buffer): void {
-    const maxBody = this.pending!.req.maxBody ?? DEFAULT_MAX_BODY;
+    const maxBody = bodyLimit(this.pending!.req, this.status >= 200 && this.status < 300);
     if (this.got + data.length > maxBody) throw protocolError(`a body over ${maxBody} bytes`);
     this.kept.push(Buffer.from(data));
     this.got += data.length;
   }
 
   private onEnd(): void {
-    if (this.mode === 'close') return this.finish();
+    if (this.mode === 'close') {
+      try {
+        return this.finish();
+      } catch (err) {
+        return this.fail(err as Error);
+      }
+    }
     this.fail(closedError('the connection closed before the reply was received', this.replied));
   }
 
   private finish(): void {
     const pending = this.pending!;
     let body: Buffer;
-    if (this.mode === 'chunked') body = this.chunked!.body();
-    else if (this.mode === 'close') body = Buffer.concat(this.kept);
-    else body = this.body.subarray(0, this.got);
+    if (this.mode === 'length') body = this.body.subarray(0, this.got);
+    else {
+      // Chunked, or to the connection's end: gathered, then moved where a 2xx body belongs.
+      const gathered = this.mode === 'chunked' ? this.chunked!.body() : Buffer.concat(this.kept);
+      body = this.status >= 200 && this.status < 300 ? placeBody(pending.req, gathered) : gathered;
+    }
     this.settle();
     if (this.closeAfter) this.retire();
     else {

@@ -19,11 +19,16 @@ export interface RawRequest {
   headers: Record<string, string>;
   body?: string;
   /**
-   * Where a 2xx reply's body of `length` bytes (its Content-Length) is read: a buffer at least
-   * that long (a block's or a range's, say). May throw to refuse the reply. Default: a new one.
+   * Where a 2xx reply's body of `length` bytes goes: a buffer at least that long (a block's or a
+   * range's, say), called as the head is read when it gives a Content-Length, else once the body
+   * is whole (it is copied there). May throw to refuse the reply. Default: a new buffer.
    */
   bodyBuffer?: (length: number) => Buffer;
-  /** The most bytes kept of any other body (an error's, a chunked one); default 1 MiB. */
+  /**
+   * The most bytes a body may have unless bodyBuffer takes it by its Content-Length (a chunked
+   * body, one that runs to the connection's end); default 1 MiB. Of an error's body at most
+   * 1 MiB is kept.
+   */
   maxBody?: number;
 }
 
@@ -32,6 +37,24 @@ export interface RawReply {
   /** Header values by lower-case name, repeated ones joined with ", ". */
   headers: Record<string, string>;
   body: Buffer;
+}
+
+const DEFAULT_MAX_BODY = 1 << 20;
+const ERROR_BODY_BYTES = 1 << 20;
+
+/** The most bytes of a body gathered (not read in place): see RawRequest.maxBody. */
+export function bodyLimit(req: RawRequest, ok: boolean): number {
+  const max = req.maxBody ?? DEFAULT_MAX_BODY;
+  return ok ? max : Math.min(max, ERROR_BODY_BYTES);
+}
+
+/** A 2xx body that was gathered, in the buffer the request gives for it (when it gives one). */
+export function placeBody(req: RawRequest, gathered: Buffer): Buffer {
+  if (!req.bodyBuffer) return gathered;
+  const target = req.bodyBuffer(gathered.length);
+  if (target.length < gathered.length) throw Object.assign(new Error(`the server sent a body of ${gathered.length} bytes, where at most ${target.length} fit`), { code: 'EPROTO' });
+  gathered.copy(target);
+  return target.subarray(0, gathered.length);
 }
 
 /** What a connection needs of its pool. */

@@ -51,6 +51,8 @@ export interface RawGet {
   ifMatch?: string;
   /** Where a reply of `length` bytes is read (raw-http.ts); may throw to refuse it. */
   bodyBuffer: (length: number) => Buffer;
+  /** The most bytes the reply may hold when it comes without a Content-Length. */
+  maxBody: number;
   signal?: AbortSignal;
 }
 
@@ -60,7 +62,7 @@ export async function rawGetObject(requests: SignedRequests, get: RawGet): Promi
   const headers: Record<string, string> = { 'x-amz-content-sha256': EMPTY_SHA256 };
   if (get.range !== undefined) headers.range = get.range;
   if (get.ifMatch !== undefined) headers['if-match'] = get.ifMatch;
-  const reply = await requests.send({ method: 'GET', path, headers }, get.signal, { bodyBuffer: get.bodyBuffer });
+  const reply = await requests.send({ method: 'GET', path, headers }, get.signal, { bodyBuffer: get.bodyBuffer, maxBody: get.maxBody });
   return { head: headOf(reply), body: reply.body };
 }
 

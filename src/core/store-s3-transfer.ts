@@ -58,7 +58,7 @@ export async function readRange(t: Target, start: number, length: number | undef
       return given;
     };
     if (raw) {
-      const { head, body } = await rawGetObject(raw, { bucket: t.bucket, key: t.fullKey, range, ifMatch: opts.ifMatch, bodyBuffer: place, signal: t.policy.signal });
+      const { head, body } = await rawGetObject(raw, { bucket: t.bucket, key: t.fullKey, range, ifMatch: opts.ifMatch, bodyBuffer: place, maxBody: length ?? Number.MAX_SAFE_INTEGER, signal: t.policy.signal });
       const total = totalOf(head);
       const expected = Math.min(length ?? total, Math.max(0, total - start));
       if (body.length !== expected) throw new ShortReply(`the reply holds ${body.length} bytes, ${expected} were asked for`);
