@@ -211,3 +211,89 @@ test('replies that are not HTTP as expected are refused, and so is a body longer
     await s.close();
   }
 });
+
+// Bytes past a reply's end are seen when they come in the same read as its last bytes (one
+// write of the server's, here); a body's last 16 KiB are read so that they can be.
+test('a reply that runs past its Content-Length retires the socket; the next reply is the real one', async () => {
+  const body = Buffer.alloc(9_000, 1);
+  const s = await server((socket, r) => {
+    if (r.n === 0) socket.write(Buffer.concat([reply(200, { 'content-length': body.length }, body), reply(200, { 'content-length': 5 }, 'EVIL!')]));
+    else socket.write(reply(200, { 'content-length': 5 }, 'good!'));
+  });
+  const pool = new RawHttpPool(s.url, options);
+  try {
+    const into = Buffer.alloc(body.length);
+    assert.ok((await pool.request({ method: 'GET', target: '/', headers: {}, bodyBuffer: () => into })).body.equals(body));
+    assert.strictEqual((await pool.request({ method: 'GET', target: '/', headers: {} })).body.toString(), 'good!');
+    assert.strictEqual(s.connections, 2, 'the first socket was not reused');
+  } finally {
+    pool.close();
+    await s.close();
+  }
+});
+
+test('a body to the connection\'s end after a longer one on the same socket; folded and odd headers', async () => {
+  const s = await server((socket, r) => {
+    if (r.n === 0) socket.write(reply(200, { 'content-length': 900_000, constructor: 'x', 'x-folded': 'one' }, Buffer.alloc(900_000)).toString('latin1').replace('x-folded: one\r\n', 'x-folded: one\r\n  two\r\n'), 'latin1');
+    else socket.end(reply(200, { connection: 'Keep-Alive, close' }, Buffer.alloc(200_000, 2)));
+  });
+  const pool = new RawHttpPool(s.url, options);
+  try {
+    const first = await pool.request({ method: 'GET', target: '/', headers: {}, bodyBuffer: (n) => Buffer.alloc(n) });
+    assert.strictEqual(first.headers.constructor, 'x');
+    assert.strictEqual(first.headers['x-folded'], 'one two');
+    const second = await pool.request({ method: 'GET', target: '/', headers: {} });
+    assert.strictEqual(second.body.length, 200_000, 'counted from zero, within the 1 MiB limit');
+    assert.strictEqual(s.connections, 1);
+  } finally {
+    pool.close();
+    await s.close();
+  }
+});
+
+test('an error reply is never refused for its length: its first 1 MiB is kept, whatever maxBody says', async () => {
+  const xml = '<Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>';
+  const big = 'x'.repeat(1_200_000);
+  const answers = [
+    (socket) => socket.write(reply(503, { 'transfer-encoding': 'chunked' }, `${xml.length.toString(16)}\r\n${xml}\r\n0\r\n\r\n`)),
+    (socket) => socket.end(reply(416, { connection: 'close' }, xml)),
+    (socket) => socket.write(reply(500, { 'transfer-encoding': 'chunked' }, `${big.length.toString(16)}\r\n${big}\r\n0\r\n\r\n`)),
+    (socket) => socket.end(reply(500, { connection: 'close' }, big)),
+  ];
+  const s = await server((socket, r) => answers[r.n](socket));
+  const pool = new RawHttpPool(s.url, options);
+  try {
+    for (const status of [503, 416]) {
+      const got = await pool.request({ method: 'GET', target: '/', headers: {}, maxBody: 10 });
+      assert.deepStrictEqual([got.status, got.body.toString()], [status, xml]);
+    }
+    for (let i = 0; i < 2; i++) {
+      const got = await pool.request({ method: 'GET', target: '/', headers: {}, maxBody: 10 });
+      assert.deepStrictEqual([got.status, got.body.length], [500, 1 << 20]);
+    }
+  } finally {
+    pool.close();
+    await s.close();
+  }
+});
+
+test('a pool closed while a request is under way closes that socket when it ends', async () => {
+  let release;
+  const closed = [];
+  const s = await server((socket) => {
+    socket.on('close', () => closed.push(true));
+    release = () => socket.write(reply(200, { 'content-length': 2 }, 'ok'));
+  });
+  const pool = new RawHttpPool(s.url, options);
+  try {
+    const pending = pool.request({ method: 'GET', target: '/', headers: {} });
+    while (!release) await new Promise((r) => setTimeout(r, 5));
+    pool.close();
+    release();
+    assert.strictEqual((await pending).body.toString(), 'ok');
+    for (let i = 0; i < 100 && !closed.length; i++) await new Promise((r) => setTimeout(r, 10));
+    assert.strictEqual(closed.length, 1, 'the server saw the socket close');
+  } finally {
+    await s.close();
+  }
+});

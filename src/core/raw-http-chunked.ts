@@ -14,8 +14,14 @@ export class ChunkedBody {
   private left = 0;
   private size = 0;
   private readonly parts: Buffer[] = [];
+  /** Set when the body was cut at maxBody (with `truncate`): the rest is left unread. */
+  truncated = false;
 
-  constructor(private readonly maxBody: number) {}
+  constructor(
+    private readonly maxBody: number,
+    /** A body over maxBody ends there (an error's: its first bytes are enough), else fails. */
+    private readonly truncate = false,
+  ) {}
 
   /** Takes the next bytes; true once the body is complete. */
   feed(data: Buffer): boolean {
@@ -27,6 +33,7 @@ export class ChunkedBody {
         this.left -= take;
         at += take;
         if (this.left === 0) this.state = 'data-end';
+        if (this.truncated && this.kept() >= this.maxBody) return true;
         continue;
       }
       const eol = data.indexOf(0x0a, at);
@@ -46,7 +53,11 @@ export class ChunkedBody {
   }
 
   body(): Buffer {
-    return Buffer.concat(this.parts);
+    return Buffer.concat(this.parts).subarray(0, this.maxBody);
+  }
+
+  private kept(): number {
+    return this.parts.reduce((n, p) => n + p.length, 0);
   }
 
   /** Handles one line; true when it ended the body. */
@@ -65,7 +76,10 @@ export class ChunkedBody {
       return false;
     }
     this.size += this.left;
-    if (this.size > this.maxBody) throw chunkError(`a body over ${this.maxBody} bytes`);
+    if (this.size > this.maxBody) {
+      if (!this.truncate) throw chunkError(`a body over ${this.maxBody} bytes`);
+      this.truncated = true;
+    }
     this.state = 'data';
     return false;
   }

@@ -34,6 +34,8 @@ export class Connection {
   private got = 0;
   private want = 0;
   private closeAfter = false;
+  /** Whether the read under way goes into the body's buffer itself (see nextBuffer). */
+  private inPlace = false;
   private chunked: ChunkedBody | undefined;
   private kept: Buffer[] = [];
 
@@ -77,9 +79,15 @@ export class Connection {
     });
   }
 
-  /** The buffer the socket's next read goes into: never empty (an empty one fails the read). */
+  /**
+   * The buffer the socket's next read goes into: never empty (an empty one fails the read). A
+   * body's last few KiB are read into the scratch buffer and copied: bytes a server sent past
+   * the reply's end (its Content-Length) then show in the same read, and retire the connection
+   * instead of being read as the next request's reply.
+   */
   private nextBuffer(): Buffer {
-    if (this.mode === 'length' && this.got < this.want) return this.body.subarray(this.got, this.want);
+    this.inPlace = this.mode === 'length' && this.want - this.got > HEAD_BYTES;
+    if (this.inPlace) return this.body.subarray(this.got, this.want);
     if (this.mode === 'head' && this.filled < HEAD_BYTES) return this.scratch.subarray(this.filled);
     return this.scratch;
   }
@@ -91,17 +99,23 @@ export class Connection {
         case 'head':
           return this.readHead(n);
         case 'length':
+          if (!this.inPlace) {
+            const take = Math.min(n, this.want - this.got);
+            this.scratch.copy(this.body, this.got, 0, take);
+            if (n > take) this.closeAfter = true;
+            n = take;
+          }
           this.got += n;
           if (this.got === this.want) this.finish();
           return;
         case 'chunked':
-          if (this.chunked!.feed(this.scratch.subarray(0, n))) this.finish();
-          return;
+          return this.feedChunked(this.scratch.subarray(0, n));
         case 'close':
           return this.keep(this.scratch.subarray(0, n));
         default:
-          // Bytes nobody asked for: the connection cannot be trusted with another exchange.
-          this.socket.destroy();
+          // Bytes nobody asked for (past the end of the last reply): the connection cannot be
+          // trusted with another exchange.
+          this.retire();
       }
     } catch (err) {
       this.fail(err as Error);
@@ -129,7 +143,7 @@ export class Connection {
       return;
     }
     this.headers = parseHeaders(lines);
-    const connection = (this.headers.connection ?? '').toLowerCase();
+    const connection = (this.headers.connection ?? '').toLowerCase().split(',').map((t) => t.trim());
     this.closeAfter = connection.includes('close') || (m[1] === '0' && !connection.includes('keep-alive'));
     this.startBody(rest);
   }
@@ -140,6 +154,7 @@ export class Connection {
     const maxBody = bodyLimit(req, ok);
     const length = this.headers['content-length'];
     this.kept = [];
+    this.got = 0;
     if (this.status === 204 || this.status === 304) {
       this.body = Buffer.alloc(0);
       this.got = this.want = 0;
@@ -149,9 +164,8 @@ export class Connection {
     }
     if (/chunked/i.test(this.headers['transfer-encoding'] ?? '')) {
       this.mode = 'chunked';
-      this.chunked = new ChunkedBody(maxBody);
-      if (this.chunked.feed(rest)) this.finish();
-      return;
+      this.chunked = new ChunkedBody(maxBody, !ok);
+      return this.feedChunked(rest);
     }
     if (length === undefined) {
       // No length: the body runs to the end of the connection.
@@ -173,9 +187,24 @@ export class Connection {
     if (this.got === this.want) this.finish();
   }
 
+  private feedChunked(data: Buffer): void {
+    if (!this.chunked!.feed(data)) return;
+    // An error's body cut at its limit: the rest is not read, the connection not reused.
+    if (this.chunked!.truncated) this.closeAfter = true;
+    this.finish();
+  }
+
+  /** Gathers a body that runs to the connection's end (closeAfter is set). */
   private keep(data: Buffer): void {
-    const maxBody = bodyLimit(this.pending!.req, this.status >= 200 && this.status < 300);
-    if (this.got + data.length > maxBody) throw protocolError(`a body over ${maxBody} bytes`);
+    const ok = this.status >= 200 && this.status < 300;
+    const maxBody = bodyLimit(this.pending!.req, ok);
+    if (this.got + data.length > maxBody) {
+      if (ok) throw protocolError(`a body over ${maxBody} bytes`);
+      // An error's body: its first bytes say what there is to say.
+      this.kept.push(Buffer.from(data.subarray(0, maxBody - this.got)));
+      this.got = maxBody;
+      return this.finish();
+    }
     this.kept.push(Buffer.from(data));
     this.got += data.length;
   }
@@ -248,13 +277,20 @@ function requestHead(req: RawRequest, pool: ConnectionOwner): string {
 }
 
 function parseHeaders(lines: string[]): Record<string, string> {
-  const headers: Record<string, string> = {};
+  const headers: Record<string, string> = Object.create(null);
+  let last: string | undefined;
   for (let i = 1; i < lines.length; i++) {
+    // An obsolete folded line continues the header before it.
+    if (last !== undefined && /^[ \t]/.test(lines[i])) {
+      headers[last] = `${headers[last]} ${lines[i].trim()}`;
+      continue;
+    }
     const colon = lines[i].indexOf(':');
     if (colon <= 0) throw protocolError(`a malformed header line ${JSON.stringify(lines[i].slice(0, 60))}`);
     const name = lines[i].slice(0, colon).trim().toLowerCase();
     const value = lines[i].slice(colon + 1).trim();
     headers[name] = name in headers ? `${headers[name]}, ${value}` : value;
+    last = name;
   }
   return headers;
 }

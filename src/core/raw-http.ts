@@ -9,6 +9,10 @@
 //
 // Only calls that may be repeated go this way: a request that finds its kept-alive socket
 // closed by the server before any byte of the reply came is sent again once, on a new socket.
+// Replies are not pipelined. A server that sends more than a reply's Content-Length has the
+// socket retired when the extra bytes come with the reply's last ones; extra bytes that come
+// later would be read as the next reply, as with any HTTP/1.1 client, and fail its checks
+// (lengths, ETags, checksums) there.
 import { Connection } from './raw-http-connection';
 
 export interface RawRequest {
@@ -25,9 +29,9 @@ export interface RawRequest {
    */
   bodyBuffer?: (length: number) => Buffer;
   /**
-   * The most bytes a body may have unless bodyBuffer takes it by its Content-Length (a chunked
-   * body, one that runs to the connection's end); default 1 MiB. Of an error's body at most
-   * 1 MiB is kept.
+   * The most bytes a 2xx body may have unless bodyBuffer takes it by its Content-Length (a
+   * chunked body, one that runs to the connection's end); default 1 MiB. Of an error's body the
+   * first 1 MiB is kept, whatever this says (an error must never fail for its length).
    */
   maxBody?: number;
 }
@@ -44,8 +48,7 @@ const ERROR_BODY_BYTES = 1 << 20;
 
 /** The most bytes of a body gathered (not read in place): see RawRequest.maxBody. */
 export function bodyLimit(req: RawRequest, ok: boolean): number {
-  const max = req.maxBody ?? DEFAULT_MAX_BODY;
-  return ok ? max : Math.min(max, ERROR_BODY_BYTES);
+  return ok ? (req.maxBody ?? DEFAULT_MAX_BODY) : ERROR_BODY_BYTES;
 }
 
 /** A 2xx body that was gathered, in the buffer the request gives for it (when it gives one). */
@@ -83,6 +86,7 @@ export class RawHttpPool implements ConnectionOwner {
   /** The Host header: the URL's host, as a signature over it has it. */
   readonly hostHeader: string;
   private readonly idle: Connection[] = [];
+  private closed = false;
 
   constructor(
     url: URL,
@@ -106,7 +110,8 @@ export class RawHttpPool implements ConnectionOwner {
 
   /** Called by a connection whose exchange ended and that may carry another. */
   release(conn: Connection): void {
-    this.idle.push(conn);
+    if (this.closed) conn.socket.destroy();
+    else this.idle.push(conn);
   }
 
   forget(conn: Connection): void {
@@ -116,6 +121,7 @@ export class RawHttpPool implements ConnectionOwner {
 
   /** Closes the idle sockets; those in use close as their exchanges end. */
   close(): void {
+    this.closed = true;
     for (const conn of this.idle.splice(0)) conn.socket.destroy();
   }
 

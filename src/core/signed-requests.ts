@@ -91,7 +91,11 @@ export class SignedRequests {
   }
 
   private async attempt(req: Request, signal: AbortSignal | undefined, body: BodyOptions): Promise<Reply> {
-    const { url, signer, endpoint } = await (this.target ??= this.resolve());
+    // A failure to resolve (credentials, say) is not kept: the next call tries again.
+    const { url, signer, endpoint } = await (this.target ??= this.resolve().catch((err: unknown) => {
+      this.target = undefined;
+      throw err;
+    }));
     const path = `${url.pathname.replace(/\/+$/, '')}${req.path}`;
     const query = req.query ?? {};
     const headers: Record<string, string> = { ...req.headers, host: url.host };
