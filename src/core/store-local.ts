@@ -111,19 +111,19 @@ export class LocalStore implements ObjectStore {
         throw new IntegrityError(`${this.root}: object ${JSON.stringify(key)}: the data's SHA-256 is ${sha256}, expected ${opts.sha256}; nothing was stored`);
       }
     };
-    // On a hashing thread when the command has some, before the write (the bytes cannot be
-    // written while they are on the thread); otherwise on this thread while the thread pool
-    // writes. Either way a temporary file never counts as stored, and a mismatch stores nothing.
-    let hashAndCheck: (() => void) | undefined = () => {
-      sha256 = sha256b64(data);
+    // Unless the caller knows it (sha256Known): on a hashing thread when the command has some,
+    // before the write (the bytes cannot be written while on the thread); else on this thread
+    // while the thread pool writes. A temporary file never counts as stored, nor a mismatch.
+    let hashAndCheck: (() => void) | undefined;
+    if (opts.sha256Known && opts.sha256 !== undefined) sha256 = opts.sha256;
+    else if (this.sha && data.length >= THREAD_HASH_BYTES) {
+      ({ data, digest: sha256 } = await digestOf(Buffer.from(data.buffer, data.byteOffset, data.length), 'sha256', this.sha));
       check();
-    };
-    if (this.sha && data.length >= THREAD_HASH_BYTES) {
-      const hashed = await digestOf(Buffer.from(data.buffer, data.byteOffset, data.length), 'sha256', this.sha);
-      data = hashed.data;
-      sha256 = hashed.digest;
-      check();
-      hashAndCheck = undefined;
+    } else {
+      hashAndCheck = () => {
+        sha256 = sha256b64(data);
+        check();
+      };
     }
     let folders: string[] = [];
     await this.locked(key, async () => {

@@ -139,7 +139,7 @@ export class S3Store implements ObjectStore {
     const problem = metadataProblem(opts.metadata);
     if (problem) throw new StoreError(`${this.url}: object ${JSON.stringify(key)}: ${problem}`, 'permanent', key);
     // On a hashing thread when the command has some; the bytes come back in a new Buffer.
-    const hashed = await digestOf(Buffer.from(data.buffer, data.byteOffset, data.length), 'sha256', this.sha);
+    const hashed = opts.sha256Known && opts.sha256 !== undefined ? { data: Buffer.from(data.buffer, data.byteOffset, data.length), digest: opts.sha256 } : await digestOf(Buffer.from(data.buffer, data.byteOffset, data.length), 'sha256', this.sha);
     data = hashed.data;
     const sha256 = hashed.digest;
     if (opts.sha256 !== undefined && opts.sha256 !== sha256) {

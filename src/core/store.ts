@@ -1,8 +1,6 @@
 // The object store contract: what every store (a local directory, S3) must guarantee, and the
 // factory that opens a store from its URL.
-import type { Context } from './command';
 import { SluiceError } from './errors';
-import { LINE, type Rec } from './records';
 import { LocalStore } from './store-local';
 import { parseStoreUrl } from './store-url';
 import type { S3StoreOptions } from './store-s3';
@@ -97,6 +95,11 @@ export interface GetResult {
 export interface PutOptions {
   /** base64 SHA-256 the data must have: a mismatch is an IntegrityError and nothing is stored. */
   sha256?: string;
+  /**
+   * `sha256` was computed over these very bytes in this process (a whole get that checked them
+   * against it, GetResult): it is taken as the data's, not computed again.
+   */
+  sha256Known?: boolean;
   storageClass?: string;
   metadata?: Record<string, string>;
   /**
@@ -179,7 +182,7 @@ export interface ObjectStore {
   /**
    * The object's bytes (whole, or a range), checked against what the store kept: a whole
    * object whose length or stored SHA-256 does not match is an IntegrityError (exit 5), not
-   * data. A range starting at or past the end gives an empty buffer. NotFoundError if there is
+   * data; so the `sha256` of a whole object's info is that of the bytes given. A range starting at or past the end gives an empty buffer. NotFoundError if there is
    * no such object; StoreError kind "archived" if its storage class needs a restore first.
    * Large objects are read in ranges (as parallel S3 downloaders do), so a Buffer is enough.
    */
@@ -285,15 +288,4 @@ export function openStore(url: string, s3: S3StoreOptions = {}): ObjectStore {
   return new S3Store(where.bucket, where.prefix, s3);
 }
 
-/**
- * A store error about one input record, located as `command: source:line: ...`, keeping its
- * exit status (1, or 5 for integrity).
- */
-export function storeErrorAt(ctx: Context, rec: Rec, err: unknown): Error {
-  if (!(err instanceof Error)) return new SluiceError(`${ctx.command}: ${String(err)}`);
-  const where = `${ctx.command}: ${ctx.input ?? 'stdin'}:${rec[LINE] ?? '?'}: `;
-  const message = where + err.message.replace(new RegExp(`^${ctx.command}: `), '');
-  const located = err instanceof SluiceError ? new SluiceError(message, err.exitCode) : new SluiceError(message);
-  located.name = err.name;
-  return located;
-}
+export { storeErrorAt } from './store-error-at';

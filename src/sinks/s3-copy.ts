@@ -216,7 +216,8 @@ class Copier implements ObjectWriter {
     }
     const metadata = info.metadata && Object.keys(info.metadata).length ? info.metadata : undefined;
     const size = data.length;
-    const written = await this.dest.put(key, data, { sha256: info.sha256, storageClass: this.opts.storageClass, metadata, batch: true });
+    // A whole get checked the bytes against info.sha256: the put need not hash them again.
+    const written = await this.dest.put(key, data, { sha256: info.sha256, sha256Known: info.sha256 !== undefined, storageClass: this.opts.storageClass, metadata, batch: true });
     return { size, etag: written.etag, sha256: written.sha256, versionId: written.versionId };
   }
 
