@@ -61,6 +61,7 @@ test('count: figures of a known image are exact', async () => {
     zeroBlocks: ZERO_BLOCKS.size,
     objects: 0,
     objectsWithoutSize: 0,
+    pieces: 0,
     payloadBytes: nonZero * BLOCK,
     objectBytes: 0,
     dataBytes: blocks * BLOCK,
@@ -85,6 +86,9 @@ test('count: objects, compressed chunks and other record types', async () => {
       { type: 'object', key: 'b', size: 5, [require('../dist/core/records.js').PAYLOAD]: Buffer.from('hello') },
       { type: 'object', key: 'c' },
       { type: 'object', key: 'chunk', size: 3000, codec: 'zstd', firstBlock: 0, blockCount: 2, rawSize: 2 * BLOCK },
+      // An object in two pieces: one object of 10 bytes.
+      { type: 'object', key: 'p', size: 10, offset: 0 },
+      { type: 'object', key: 'p', size: 10, offset: 6 },
       { type: 'snapshot', id: 'snap-1' },
       { type: 'snapshot', id: 'snap-2' },
       { type: 'note' },
@@ -93,17 +97,18 @@ test('count: objects, compressed chunks and other record types', async () => {
   const r = await ok(`count ${file}`);
   assert.deepStrictEqual(JSON.parse(r.stdout), {
     type: 'count',
-    records: 7,
+    records: 9,
     volumes: 0,
     volumeBytes: 0,
     blocks: 0,
     zeroBlocks: 0,
-    objects: 4,
+    objects: 5,
     objectsWithoutSize: 1,
+    pieces: 2,
     payloadBytes: 5,
-    objectBytes: 3105,
-    dataBytes: 105 + 2 * BLOCK,
-    nonZeroBytes: 105 + 2 * BLOCK,
+    objectBytes: 3115,
+    dataBytes: 115 + 2 * BLOCK,
+    nonZeroBytes: 115 + 2 * BLOCK,
     other: { snapshot: 2, note: 1 },
   });
 });
