@@ -3,6 +3,8 @@
 // lines up to an empty one. Servers use it for error replies and listings, not for the bodies
 // read in place, so the data is simply gathered.
 
+import { protocolError } from './raw-http-head';
+
 type State = 'size' | 'data' | 'data-end' | 'trailer';
 
 // A size line (with extensions) or a trailer line longer than this is not HTTP we expect.
@@ -40,12 +42,12 @@ export class ChunkedBody {
       const end = eol < 0 ? data.length : eol + 1;
       this.line += data.toString('latin1', at, end);
       at = end;
-      if (this.line.length > MAX_LINE) throw chunkError('a chunk line too long');
+      if (this.line.length > MAX_LINE) throw protocolError('a chunk line too long');
       if (eol < 0) continue;
       const line = this.line.replace(/\r?\n$/, '');
       this.line = '';
       if (this.lineDone(line)) {
-        if (at < data.length) throw chunkError('bytes after the end of a chunked body');
+        if (at < data.length) throw protocolError('bytes after the end of a chunked body');
         return true;
       }
     }
@@ -63,13 +65,13 @@ export class ChunkedBody {
   /** Handles one line; true when it ended the body. */
   private lineDone(line: string): boolean {
     if (this.state === 'data-end') {
-      if (line !== '') throw chunkError('a chunk longer than its size');
+      if (line !== '') throw protocolError('a chunk longer than its size');
       this.state = 'size';
       return false;
     }
     if (this.state === 'trailer') return line === '';
     const m = /^([0-9a-fA-F]+)\s*(;.*)?$/.exec(line);
-    if (!m) throw chunkError(`a chunk size ${JSON.stringify(line.slice(0, 40))}`);
+    if (!m) throw protocolError(`a chunk size ${JSON.stringify(line.slice(0, 40))}`);
     this.left = parseInt(m[1], 16);
     if (this.left === 0) {
       this.state = 'trailer';
@@ -77,14 +79,10 @@ export class ChunkedBody {
     }
     this.size += this.left;
     if (this.size > this.maxBody) {
-      if (!this.truncate) throw chunkError(`a body over ${this.maxBody} bytes`);
+      if (!this.truncate) throw protocolError(`a body over ${this.maxBody} bytes`);
       this.truncated = true;
     }
     this.state = 'data';
     return false;
   }
-}
-
-function chunkError(what: string): Error {
-  return Object.assign(new Error(`the server sent ${what}`), { code: 'EPROTO' });
 }

@@ -4,6 +4,7 @@
 import net from 'node:net';
 import { bodyLimit, placeBody, type ConnectionOwner, type RawReply, type RawRequest } from './raw-http';
 import { ChunkedBody } from './raw-http-chunked';
+import { parseHeaders, protocolError, requestHead } from './raw-http-head';
 
 // Reply heads are read into this much memory per socket; a longer head is refused.
 const HEAD_BYTES = 16 * 1024;
@@ -267,40 +268,7 @@ export class Connection {
   }
 }
 
-function requestHead(req: RawRequest, pool: ConnectionOwner): string {
-  let head = `${req.method} ${req.target} HTTP/1.1\r\nhost: ${pool.hostHeader}\r\n`;
-  for (const [name, value] of Object.entries(req.headers)) {
-    if (name !== 'host' && name !== 'content-length') head += `${name}: ${value}\r\n`;
-  }
-  if (req.body !== undefined) head += `content-length: ${Buffer.byteLength(req.body)}\r\n`;
-  return `${head}\r\n`;
-}
-
-function parseHeaders(lines: string[]): Record<string, string> {
-  const headers: Record<string, string> = Object.create(null);
-  let last: string | undefined;
-  for (let i = 1; i < lines.length; i++) {
-    // An obsolete folded line continues the header before it.
-    if (last !== undefined && /^[ \t]/.test(lines[i])) {
-      headers[last] = `${headers[last]} ${lines[i].trim()}`;
-      continue;
-    }
-    const colon = lines[i].indexOf(':');
-    if (colon <= 0) throw protocolError(`a malformed header line ${JSON.stringify(lines[i].slice(0, 60))}`);
-    const name = lines[i].slice(0, colon).trim().toLowerCase();
-    const value = lines[i].slice(colon + 1).trim();
-    headers[name] = name in headers ? `${headers[name]}, ${value}` : value;
-    last = name;
-  }
-  return headers;
-}
-
 /** A connection that ended: transient, as Node's "socket hang up" is. */
 function closedError(message: string, replied: boolean): Error {
   return Object.assign(new Error(message), { code: 'ECONNRESET', beforeReply: !replied });
-}
-
-/** A reply that is not HTTP as this client reads it. */
-function protocolError(what: string): Error {
-  return Object.assign(new Error(`the server sent ${what}`), { code: 'EPROTO' });
 }
