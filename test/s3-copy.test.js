@@ -282,6 +282,31 @@ describe('s3-copy with a local directory: get and put', () => {
     assert.strictEqual((await store.head('plain.bin')).sha256, sha256(OBJECTS.get('plain.bin')));
   });
 
+  it('S3 to local, --no-fsync, buffers used again: objects of many sizes, some with only an MD5 ETag, all identical', async () => {
+    // 2 to 8 MiB objects are read into the 8 MiB buffers that are used again, 4 at once,
+    // 24 of them: a buffer handed back too early would mix one object's bytes into another.
+    // The "-aws" ones are put without the SHA-256 sluice keeps, so the get checks their MD5
+    // ETag and the put hashes them; the 9 MiB one is read without a pool buffer.
+    const objects = new Map();
+    for (let i = 0; i < 24; i++) objects.set(`o${String(i).padStart(2, '0')}${i % 5 === 0 ? '-aws' : ''}`, crypto.randomBytes((2 << 20) + i * 260_000));
+    objects.set('big', crypto.randomBytes(9 << 20));
+    objects.set('small', crypto.randomBytes(1000));
+    const bucket = await newBucket();
+    const store = new S3Store(bucket, 'pre/');
+    const { PutObjectCommand } = require('@aws-sdk/client-s3');
+    for (const [key, data] of objects) {
+      if (key.endsWith('-aws')) await store.client.send(new PutObjectCommand({ Bucket: bucket, Key: `pre/${key}`, Body: data }));
+      else await store.put(key, data);
+    }
+    const local = path.join(work, `nofsync-${dirs++}`);
+    const r = await ok(`s3-list s3://${bucket}/pre | s3-copy -j 4 --no-fsync --to ${local}`);
+    const journal = objectsOf(r.stdout);
+    assert.deepStrictEqual(journal.map((o) => o.key), [...objects.keys()].sort());
+    for (const o of journal) assert.strictEqual(o.sha256, sha256(objects.get(o.key)), `the journal's SHA-256 of ${o.key}`);
+    for (const [key, data] of objects) assert.ok(fs.readFileSync(path.join(local, key)).equals(data), `${key} identical on disk`);
+    assertSame(await readBack(local), objects);
+  });
+
   it('local to local, an object that is not there: status 1 naming it', async () => {
     const src = path.join(work, `l-${dirs++}`);
     const store = openStore(src);

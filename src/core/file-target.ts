@@ -7,6 +7,7 @@ import { constants, promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { deviceSize } from './device';
 import { errorCode, SluiceError, UsageError } from './errors';
+import { writeAll } from './write-all';
 
 export type TargetKind = 'new' | 'in-place' | 'device';
 
@@ -147,14 +148,6 @@ export async function createTempBeside(file: string): Promise<{ temp: string; ha
     throw new SluiceError(`cannot create a file beside ${file}: ${(err as Error).message}`);
   });
   return { temp, handle };
-}
-
-async function writeAll(handle: fsp.FileHandle, data: Buffer, position: number): Promise<void> {
-  let done = 0;
-  while (done < data.length) {
-    const { bytesWritten } = await handle.write(data, done, data.length - done, position + done);
-    done += bytesWritten;
-  }
 }
 
 /** Makes a rename durable: the directory entry is flushed too. */

@@ -5,6 +5,7 @@ import { promises as fsp } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
+import { writeAll } from './write-all';
 
 export interface Placed<T> {
   first: number;
@@ -107,8 +108,7 @@ export class Reorder<T> {
     const offset = this.spoolSize;
     this.spoolSize += frame.length;
     this.spooledBytes += frame.length;
-    let done = 0;
-    while (done < frame.length) done += (await this.spool.write(frame, done, frame.length - done, offset + done)).bytesWritten;
+    await writeAll(this.spool, frame, offset);
     heapPush(this.heap, { ...item, offset, length: frame.length });
   }
 

@@ -5,6 +5,7 @@ import { promises as fsp } from 'node:fs';
 import { IntegrityError } from './errors';
 import type { PieceWrite, PutOptions, PutResult } from './store';
 import { etagOf } from './store-local-sidecar';
+import { writeAll } from './write-all';
 
 export interface OpenedTemp {
   temp: string;
@@ -39,7 +40,7 @@ export class LocalPieceWrite implements PieceWrite {
     if (!(Number.isSafeInteger(index) && index >= 0 && expected > 0) || data.length !== expected) {
       throw new RangeError(`object ${JSON.stringify(this.key)}: piece ${index} of ${data.length} bytes does not fit ${this.size} bytes in pieces of ${this.pieceSize}`);
     }
-    for (let done = 0; done < data.length; ) done += (await this.file.handle.write(data, done, data.length - done, start + done)).bytesWritten;
+    await writeAll(this.file.handle, data, start);
     this.written += data.length;
   }
 

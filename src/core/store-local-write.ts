@@ -12,6 +12,7 @@ import { TEMP, keyOf } from './store-local-keys';
 import { sidecarOf, type Meta } from './store-local-sidecar';
 import type { LocalStoreErrors } from './store-local-errors';
 import { StoreError } from './store';
+import { writeAll } from './write-all';
 
 // Folder flushes in flight; the thread pool has 4 threads by default.
 const SYNC_JOBS = 4;
@@ -30,7 +31,7 @@ export class DurableWriter {
   ) {}
 
   /**
-   * Writes data to a new temporary file in `dir` (made if needed) with one write system call,
+   * Writes data to a new temporary file in `dir` (made if needed) in writes of 1 MiB (write-all.ts),
    * flushed to disk if `durable`; `meanwhile` runs on this thread while the thread pool writes,
    * and its throwing removes the file. Gives the file and the folders whose entries the put
    * changes: `dir`, and the parent of every folder it made.
@@ -153,8 +154,4 @@ export class DurableWriter {
     }
     return folders;
   }
-}
-
-async function writeAll(handle: fsp.FileHandle, data: Uint8Array): Promise<void> {
-  for (let done = 0; done < data.length; ) done += (await handle.write(data, done, data.length - done)).bytesWritten;
 }

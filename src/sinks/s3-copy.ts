@@ -6,12 +6,14 @@ import { flushThenTake, writeCommitLast, type ObjectWriter } from '../core/commi
 import { RecordStores } from '../core/record-stores';
 import { PAYLOAD, type Rec } from '../core/records';
 import { badRecord, transform } from '../core/stage';
+import { BufferPool } from '../core/buffer-pool';
 import { keyProblem, openStore, storeErrorAt, type GetOptions, type ObjectStore } from '../core/store';
 import type { CopyOptions, CopyResult } from '../core/store-s3-copy';
 import { s3Settings, storeFlags, STORE_OPTIONS_TEXT } from '../core/store-s3-flags';
-import { MAX_PART_SIZE as MAX_COPY_SIZE, MIN_PART_SIZE } from '../core/store-s3-limits';
+import { DEFAULT_PART_SIZE as PAYLOAD_SIZE, MAX_PART_SIZE as MAX_COPY_SIZE, MIN_PART_SIZE } from '../core/store-s3-limits';
 import { copyInPieces, PIECE_JOBS, PIECED_BYTES, PIECES_ABOVE } from './s3-copy-pieces';
 import { SerialSha } from '../core/serial-sha';
+import { ShaPool } from '../core/sha-pool';
 
 // Data held for objects copied through this process (get and put): as s3-put.
 const MAX_BYTES_IN_FLIGHT = 64 << 20;
@@ -58,6 +60,9 @@ the input line and the key).
 Options:
   --to URL                 the store to copy into: a directory or s3://bucket/prefix (required)
   -j, --jobs N             objects copied at once, 1 to 64 (default 8)
+  --no-fsync               --to a directory: do not flush files and folders to disk (as
+                           s3-put --no-fsync: each file still appears whole or not at all,
+                           but a crash of the machine can lose what was journaled)
   --storage-class CLASS    store the copies in this class (S3: STANDARD_IA, GLACIER, ...;
                            without it a server-side copy is STANDARD)
   --multipart-threshold SIZE
@@ -83,13 +88,16 @@ ${EXIT_STATUS_TEXT}
 export const main = command({
   name: 's3-copy',
   usage: USAGE,
-  flags: storeFlags({ string: ['to', 'jobs', 'storage-class', 'multipart-threshold', 'part-size'], alias: { j: 'jobs' } }),
+  // --no-fsync turns it off.
+  flags: storeFlags({ string: ['to', 'jobs', 'storage-class', 'multipart-threshold', 'part-size'], boolean: ['fsync'], default: { fsync: true }, alias: { j: 'jobs' } }),
   positionals: { max: 1 },
   async run(args, ctx) {
     const jobs = intFlag(args, 'jobs', 8, 1, 64);
     const to = stringFlag(args, 'to');
     if (to === undefined) throw new UsageError('--to URL is needed: the store to copy into');
-    const settings = s3Settings(args, ctx.signal);
+    // Objects that pass through are hashed (checked, or kept with the copy) on these threads.
+    const sha = new ShaPool();
+    const settings = { ...s3Settings(args, ctx.signal), sha, fsync: args.fsync !== false };
     const copier = new Copier(ctx, new RecordStores(ctx, settings, args._[0] === undefined ? undefined : openStore(args._[0], settings)), openStore(to, settings), {
       storageClass: stringFlag(args, 'storage-class'),
       multipartThreshold: sizeFlag(args, 'multipart-threshold', MAX_COPY_SIZE, MIN_PART_SIZE, MAX_COPY_SIZE),
@@ -98,7 +106,7 @@ export const main = command({
     try {
       await transform(ctx, {}, writeCommitLast(ctx, copier, jobs, MAX_BYTES_IN_FLIGHT));
     } finally {
-      await copier.serial.close();
+      await Promise.all([copier.serial.close(), sha.close()]);
     }
   },
 });
@@ -109,6 +117,9 @@ class Copier implements ObjectWriter {
   private copyModule: typeof import('../core/store-s3-copy') | undefined;
   /** The thread that hashes large objects copied in pieces (started only if there are some). */
   readonly serial = new SerialSha();
+  // Objects are read into buffers used again once written: a fresh 8 MiB buffer per object
+  // made V8 mark its whole heap again and again (a fifth of a download's CPU).
+  private readonly payloads = new BufferPool(PAYLOAD_SIZE, MAX_BYTES_IN_FLIGHT / PAYLOAD_SIZE);
 
   constructor(
     private readonly ctx: Context,
@@ -201,12 +212,16 @@ class Copier implements ObjectWriter {
   /** Through this process: the source's bytes read and checked, then written. */
   private async getPut(from: ObjectStore, key: string, expect: { size?: number; sha256?: string }, versionId: string | undefined): Promise<Omit<CopyResult, 'parts'>> {
     // A large current object goes in pieces; a version, whole (a HEAD names no version).
-    if (versionId === undefined && (expect.size === undefined || expect.size > PIECES_ABOVE)) {
+    let size = expect.size;
+    if (versionId === undefined && (size === undefined || size > PIECES_ABOVE)) {
       const info = await from.head(key);
-      if (expect.size !== undefined && info.size !== expect.size) throw this.integrity(from, key, `the object is ${info.size} bytes, the record says ${expect.size}`);
+      if (size !== undefined && info.size !== size) throw this.integrity(from, key, `the object is ${info.size} bytes, the record says ${size}`);
       if (info.size > PIECES_ABOVE) return copyInPieces({ from, to: this.dest, key, info, sha256: expect.sha256, storageClass: this.opts.storageClass, serial: this.serial });
+      size = info.size;
     }
-    const opts: GetOptions & { versionId?: string } = versionId === undefined ? {} : { versionId };
+    // An object larger than a buffer of the pool would leave its first range's buffer behind.
+    const buffer = size !== undefined && size <= this.payloads.size ? this.payloads.takeFor : undefined;
+    const opts: GetOptions & { versionId?: string } = versionId === undefined ? { buffer } : { versionId, buffer };
     const { data, info } = await from.get(key, opts);
     if (expect.size !== undefined && data.length !== expect.size) throw this.integrity(from, key, `${data.length} bytes read, the record says ${expect.size}`);
     // The store has checked the data against its own checksum already.
@@ -215,10 +230,13 @@ class Copier implements ObjectWriter {
       if (actual !== expect.sha256) throw this.integrity(from, key, `the data's SHA-256 is ${actual}, the record says ${expect.sha256}`);
     }
     const metadata = info.metadata && Object.keys(info.metadata).length ? info.metadata : undefined;
-    const size = data.length;
+    const bytes = data.length;
     // A whole get checked the bytes against info.sha256: the put need not hash them again.
     const written = await this.dest.put(key, data, { sha256: info.sha256, sha256Known: info.sha256 !== undefined, storageClass: this.opts.storageClass, metadata, batch: true });
-    return { size, etag: written.etag, sha256: written.sha256, versionId: written.versionId };
+    // Only a put that succeeded is done with the bytes (one that failed may still be sending
+    // them); a buffer that went to a hashing thread in the put is not the pool's any more.
+    this.payloads.lend(data, 0);
+    return { size: bytes, etag: written.etag, sha256: written.sha256, versionId: written.versionId };
   }
 
   /** Located by storeErrorAt, as the store's own errors are. */
