@@ -307,6 +307,22 @@ describe('s3-copy with a local directory: get and put', () => {
     assertSame(await readBack(local), objects);
   });
 
+  it('local to local, objects in pieces (over 64 MiB, flushed as they grow): identical, with their SHA-256', async () => {
+    const src = path.join(work, `pieces-${dirs++}`);
+    const dst = path.join(work, `pieces-${dirs++}`);
+    const store = openStore(src);
+    const objects = new Map([
+      ['a/huge.bin', crypto.randomBytes(150 << 20)],
+      ['b/odd.bin', crypto.randomBytes((65 << 20) + 12345)],
+    ]);
+    for (const [key, data] of objects) await store.put(key, data);
+    const r = await ok(`s3-list ${src} | s3-copy --to ${dst}`);
+    for (const o of objectsOf(r.stdout)) assert.strictEqual(o.sha256, sha256(objects.get(o.key)), `the journal's SHA-256 of ${o.key}`);
+    for (const [key, data] of objects) assert.ok(fs.readFileSync(path.join(dst, key)).equals(data), `${key} identical`);
+    assert.strictEqual((await openStore(dst).head('a/huge.bin')).sha256, sha256(objects.get('a/huge.bin')));
+    assert.deepStrictEqual(fs.readdirSync(path.join(dst, 'a')).sort(), ['%.meta.huge.bin', 'huge.bin'], 'no temporary file left');
+  });
+
   it('local to local, an object that is not there: status 1 naming it', async () => {
     const src = path.join(work, `l-${dirs++}`);
     const store = openStore(src);

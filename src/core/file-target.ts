@@ -7,15 +7,11 @@ import { constants, promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { deviceSize } from './device';
 import { errorCode, SluiceError, UsageError } from './errors';
+import { FlushBehind } from './flush-behind';
 import { writeAll } from './write-all';
 
 export type TargetKind = 'new' | 'in-place' | 'device';
 
-// Written bytes are flushed in the background every this many bytes, so the flush at commit
-// has only the last few to write, not the whole volume: the kernel would otherwise keep up to
-// a tenth of memory dirty before writing any of it back, and the commit would then wait for
-// all of it (2 GiB: 3.7 s after the last block, on a disk that writes 555 MB/s).
-const FLUSH_EVERY = 64 << 20;
 
 export interface TargetOptions {
   /** Write into an existing file (a device is always written in place). */
@@ -30,8 +26,7 @@ export class FileTarget {
   private readonly inflight = new Set<Promise<void>>();
   private error: Error | undefined;
   private closed = false;
-  private unflushed = 0;
-  private flushing: Promise<void> | undefined;
+  private readonly flush: FlushBehind;
 
   constructor(
     readonly path: string,
@@ -42,7 +37,9 @@ export class FileTarget {
     private readonly truncate: boolean,
     /** A new file's temporary name, renamed to `path` on commit. */
     private readonly temp?: string,
-  ) {}
+  ) {
+    this.flush = new FlushBehind(handle, (err) => (this.error ??= new SluiceError(`${this.path}: flushing: ${err.message}`)));
+  }
 
   /** Waits until fewer than `jobs` writes are in flight; throws the first failed write's error. */
   async ready(jobs: number): Promise<void> {
@@ -58,24 +55,12 @@ export class FileTarget {
       })
       .finally(() => this.inflight.delete(done));
     this.inflight.add(done);
-    this.unflushed += data.length;
-    if (this.unflushed >= FLUSH_EVERY && !this.flushing) this.flushBehind();
-  }
-
-  /** Starts flushing what was written so far, without waiting for it (see FLUSH_EVERY). */
-  private flushBehind(): void {
-    this.unflushed = 0;
-    this.flushing = this.handle
-      .datasync()
-      .catch((err) => {
-        this.error ??= new SluiceError(`${this.path}: flushing: ${(err as Error).message}`);
-      })
-      .finally(() => (this.flushing = undefined));
+    this.flush.wrote(data.length);
   }
 
   async drain(): Promise<void> {
     while (this.inflight.size) await Promise.all(this.inflight);
-    await this.flushing;
+    await this.flush.idle();
     if (this.error) throw this.error;
   }
 
@@ -99,7 +84,7 @@ export class FileTarget {
 
   /** After a failure: lets the writes in flight end, closes, and removes the temporary file. */
   async discard(): Promise<void> {
-    await Promise.allSettled([...this.inflight, this.flushing]);
+    await Promise.allSettled([...this.inflight, this.flush.idle()]);
     if (!this.closed) {
       this.closed = true;
       await this.handle.close().catch(() => {});

@@ -5,6 +5,7 @@ import { promises as fsp } from 'node:fs';
 import { IntegrityError } from './errors';
 import type { PieceWrite, PutOptions, PutResult } from './store';
 import { etagOf } from './store-local-sidecar';
+import { FlushBehind } from './flush-behind';
 import { writeAll } from './write-all';
 
 export interface OpenedTemp {
@@ -13,6 +14,8 @@ export interface OpenedTemp {
 }
 
 export interface Installer {
+  /** Whether closeTemp() flushes (s3-put --no-fsync: no): the file is then flushed as it grows. */
+  flushes: boolean;
   /** Flushes and closes the temporary file. */
   closeTemp(handle: fsp.FileHandle): Promise<void>;
   /** Renames the flushed temporary file into place as the object, whose SHA-256 is given. */
@@ -22,6 +25,8 @@ export interface Installer {
 export class LocalPieceWrite implements PieceWrite {
   private written = 0;
   private ended = false;
+  private readonly flush: FlushBehind | undefined;
+  private flushFailure: Error | undefined;
 
   constructor(
     private readonly root: string,
@@ -31,7 +36,9 @@ export class LocalPieceWrite implements PieceWrite {
     private readonly opts: PutOptions,
     private readonly file: OpenedTemp,
     private readonly installer: Installer,
-  ) {}
+  ) {
+    if (installer.flushes) this.flush = new FlushBehind(file.handle, (err) => (this.flushFailure ??= new Error(`${root}: object ${JSON.stringify(key)}: flushing: ${err.message}; nothing was stored`)));
+  }
 
   async write(index: number, data: Uint8Array): Promise<void> {
     const start = index * this.pieceSize;
@@ -42,6 +49,7 @@ export class LocalPieceWrite implements PieceWrite {
     }
     await writeAll(this.file.handle, data, start);
     this.written += data.length;
+    this.flush?.wrote(data.length);
   }
 
   async commit(sha256: string): Promise<PutResult> {
@@ -55,6 +63,8 @@ export class LocalPieceWrite implements PieceWrite {
     }
     this.ended = true;
     try {
+      await this.flush?.idle();
+      if (this.flushFailure) throw this.flushFailure;
       await this.installer.closeTemp(this.file.handle);
     } catch (err) {
       await this.file.handle.close().catch(() => {});
@@ -68,6 +78,7 @@ export class LocalPieceWrite implements PieceWrite {
   async abort(): Promise<void> {
     if (this.ended) return;
     this.ended = true;
+    await this.flush?.idle();
     await this.file.handle.close().catch(() => {});
     await fsp.unlink(this.file.temp).catch(() => {});
   }

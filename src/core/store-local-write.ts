@@ -27,7 +27,7 @@ export class DurableWriter {
     readonly root: string,
     private readonly errors: LocalStoreErrors,
     /** False (s3-put --no-fsync): nothing is flushed; renames still put whole files in place. */
-    private readonly fsync = true,
+    readonly fsync = true,
   ) {}
 
   /**

@@ -20,11 +20,7 @@ import { DurableWriter } from './store-local-write';
 import { digestOf, THREAD_HASH_BYTES, type ShaPool } from './sha-pool';
 import { LocalPieceWrite } from './store-local-pieces';
 import {
-  NotFoundError,
-  NULL_VERSION,
-  StoreError,
-  keyProblem,
-  pageSizeOf,
+  NotFoundError, NULL_VERSION, StoreError, keyProblem, pageSizeOf,
   type GetOptions,
   type GetResult,
   type ListOptions,
@@ -140,6 +136,7 @@ export class LocalStore implements ObjectStore {
     const file = this.pathOf(key);
     const opened = await this.writer.openTemp(key, path.dirname(file));
     return new LocalPieceWrite(this.root, key, size, pieceSize, opts, opened, {
+      flushes: this.writer.fsync,
       closeTemp: (handle) => this.writer.closeTemp(key, handle, true),
       install: async (sha256) => {
         await this.locked(key, () => this.install(key, opened.temp, { size, etag: etagOf(sha256), sha256 }, opts, opened.folders));

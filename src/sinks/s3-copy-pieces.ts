@@ -3,6 +3,7 @@
 // so that memory holds a few pieces, not the object. The pieces are hashed in order; every one
 // must come from the version the copy began with (the same ETag), and the object appears at the
 // destination only once the whole SHA-256 matched what the source keeps and the record says.
+import type { BufferPool } from '../core/buffer-pool';
 import { eachLimited } from '../core/each-limited';
 import { IntegrityError } from '../core/errors';
 import { changedSince, DEFAULT_PIECE_SIZE, MAX_PIECED_SIZE, OrderedHash, pieceSizeFor } from '../core/object-pieces';
@@ -27,6 +28,8 @@ export interface PieceCopy {
   storageClass?: string;
   /** Where the whole object is hashed, in order. */
   serial?: SerialSha;
+  /** Buffers of one piece's size to read pieces into, used again once a piece is written. */
+  buffers?: BufferPool;
 }
 
 export async function copyInPieces(c: PieceCopy): Promise<PutResult & { size: number }> {
@@ -49,7 +52,7 @@ export async function copyInPieces(c: PieceCopy): Promise<PutResult & { size: nu
       const end = Math.min(size, start + pieceSize);
       // add() is called before the first await: the pieces are hashed in index order.
       const got = await hash.add(
-        from.get(key, { range: { start, end } }),
+        from.get(key, { range: { start, end }, buffer: c.buffers?.takeFor }),
         (r) => {
           const changed = changedSince(info, r.info);
           if (changed) throw new IntegrityError(`${shown} changed while it was copied (at offset ${start}: ${changed}); nothing was copied`);
@@ -57,6 +60,8 @@ export async function copyInPieces(c: PieceCopy): Promise<PutResult & { size: nu
         },
       );
       await target.write(i, got.data);
+      // Written: its buffer (back from the hashing thread, the same memory) can take another.
+      c.buffers?.lend(got.data, 0);
     });
     const actual = await hash.digest();
     if (expected !== undefined && actual !== expected) {

@@ -216,7 +216,7 @@ class Copier implements ObjectWriter {
     if (versionId === undefined && (size === undefined || size > PIECES_ABOVE)) {
       const info = await from.head(key);
       if (size !== undefined && info.size !== size) throw this.integrity(from, key, `the object is ${info.size} bytes, the record says ${size}`);
-      if (info.size > PIECES_ABOVE) return copyInPieces({ from, to: this.dest, key, info, sha256: expect.sha256, storageClass: this.opts.storageClass, serial: this.serial });
+      if (info.size > PIECES_ABOVE) return copyInPieces({ from, to: this.dest, key, info, sha256: expect.sha256, storageClass: this.opts.storageClass, serial: this.serial, buffers: this.payloads });
       size = info.size;
     }
     // An object larger than a buffer of the pool would leave its first range's buffer behind.
