@@ -8,7 +8,8 @@
 #   3. download of both                       s3-list s3://B/P | s3-get | s3-put DIR (3b: aws's
 #                                             object, in pieces), durable and with --no-fsync
 #                                             (which the peers' writes are like); s3-list |
-#                                             s3-copy --to DIR (one process); aws; rclone
+#                                             s3-copy --to DIR (one process), durable and
+#                                             --no-fsync; aws; rclone
 #   4. a stream on stdin                      cat FILE | stream-chunk | s3-put; aws s3 cp -;
 #                                             rclone rcat
 # then the server's own ceiling (plain parallel PUTs and GETs, bench/lib/s3-load.js), and all
@@ -165,10 +166,11 @@ round() {
 
   # 3a. Download of the folder's objects (sluice's upload), by each tool.
   local d
-  for d in sluice sluice-nofsync sluice-copy sluice-count aws rclone; do
+  for d in sluice sluice-nofsync sluice-copy sluice-copy-nofsync sluice-count aws rclone; do
     rm -rf "$dl"
     case $d in
       sluice-copy) measure "down-$d" "s3-list --endpoint-url $url s3://$bucket/multi-sluice | s3-copy --endpoint-url $url --to $dl > /dev/null" ;;
+      sluice-copy-nofsync) measure "down-$d" "s3-list --endpoint-url $url s3://$bucket/multi-sluice | s3-copy --no-fsync --endpoint-url $url --to $dl > /dev/null" ;;
       sluice) measure "down-$d" "s3-list --endpoint-url $url s3://$bucket/multi-sluice | s3-get --endpoint-url $url | s3-put $dl > /dev/null" ;;
       sluice-nofsync) measure "down-$d" "s3-list --endpoint-url $url s3://$bucket/multi-sluice | s3-get --endpoint-url $url | s3-put --no-fsync $dl > /dev/null" ;;
       sluice-count) measure "down-$d" "s3-list --endpoint-url $url s3://$bucket/multi-sluice | s3-get --endpoint-url $url | count" ;;
@@ -188,9 +190,10 @@ round() {
   row "s3-list s3://B/P | s3-get | s3-put DIR (durable)" down-sluice
   row "... | s3-put --no-fsync DIR (as the peers: no flush)" down-sluice-nofsync
   row "s3-list s3://B/P | s3-copy --to DIR (one process, durable)" down-sluice-copy
+  row "... | s3-copy --no-fsync --to DIR (one process, as the peers)" down-sluice-copy-nofsync
   row "s3-list s3://B/P | s3-get | count (no disk)" down-sluice-count
-  row "aws s3 cp --recursive s3://B/P DIR (durable/no-fsync/s3-copy)" down-aws down-sluice down-sluice-nofsync down-sluice-copy
-  row "rclone copy X:B/P DIR (durable/no-fsync/s3-copy)" down-rclone down-sluice down-sluice-nofsync down-sluice-copy
+  row "aws s3 cp --recursive s3://B/P DIR (vs each DIR row)" down-aws down-sluice down-sluice-nofsync down-sluice-copy down-sluice-copy-nofsync
+  row "rclone copy X:B/P DIR (vs each DIR row)" down-rclone down-sluice down-sluice-nofsync down-sluice-copy down-sluice-copy-nofsync
   remove multi-sluice
 
   # 2. One file of the whole size. The folder becomes one file and goes.
@@ -212,10 +215,11 @@ round() {
   remove one-sluice
   rm -rf "$work/one"
   # 3b. Its download, by each tool, of aws's object (one large copy on the server at a time).
-  for d in sluice sluice-nofsync sluice-copy aws rclone; do
+  for d in sluice sluice-nofsync sluice-copy sluice-copy-nofsync aws rclone; do
     rm -rf "$dl" && mkdir -p "$dl"
     case $d in
       sluice-copy) measure "down1-$d" "s3-list --endpoint-url $url s3://$bucket/one-aws | s3-copy --endpoint-url $url --to $dl > /dev/null" ;;
+      sluice-copy-nofsync) measure "down1-$d" "s3-list --endpoint-url $url s3://$bucket/one-aws | s3-copy --no-fsync --endpoint-url $url --to $dl > /dev/null" ;;
       sluice) measure "down1-$d" "s3-list --endpoint-url $url s3://$bucket/one-aws | s3-get --endpoint-url $url --pieces-above 64M | s3-put $dl" ;;
       sluice-nofsync) measure "down1-$d" "s3-list --endpoint-url $url s3://$bucket/one-aws | s3-get --endpoint-url $url --pieces-above 64M | s3-put --no-fsync $dl" ;;
       aws) measure "down1-$d" "/usr/bin/aws --endpoint-url $url s3 cp --only-show-errors s3://$bucket/one-aws/big.bin $dl/big.bin" ;;
@@ -233,8 +237,9 @@ round() {
   row "s3-list s3://B/P | s3-get --pieces-above 64M | s3-put DIR" down1-sluice
   row "... | s3-put --no-fsync DIR (as the peers: no flush)" down1-sluice-nofsync
   row "s3-list s3://B/P | s3-copy --to DIR (one process, durable)" down1-sluice-copy
-  row "aws s3 cp s3://B/K FILE (durable/no-fsync/s3-copy)" down1-aws down1-sluice down1-sluice-nofsync down1-sluice-copy
-  row "rclone copy X:B/K DIR (durable/no-fsync/s3-copy)" down1-rclone down1-sluice down1-sluice-nofsync down1-sluice-copy
+  row "... | s3-copy --no-fsync --to DIR (one process, as the peers)" down1-sluice-copy-nofsync
+  row "aws s3 cp s3://B/K FILE (vs each DIR row)" down1-aws down1-sluice down1-sluice-nofsync down1-sluice-copy down1-sluice-copy-nofsync
+  row "rclone copy X:B/K DIR (vs each DIR row)" down1-rclone down1-sluice down1-sluice-nofsync down1-sluice-copy down1-sluice-copy-nofsync
 
   # 4. A stream on stdin (the file through cat, from the page cache).
   measure pipe-sluice "cat $big | stream-chunk --name big | s3-put --endpoint-url $url s3://$bucket/pipe-sluice"
