@@ -190,7 +190,7 @@ round() {
   row "s3-list s3://B/P | s3-get | s3-put DIR (durable)" down-sluice
   row "... | s3-put --no-fsync DIR (as the peers: no flush)" down-sluice-nofsync
   row "s3-list s3://B/P | s3-copy --to DIR (one process, durable)" down-sluice-copy
-  row "... | s3-copy --no-fsync --to DIR (one process, as the peers)" down-sluice-copy-nofsync
+  row "... | s3-copy --no-fsync --to DIR (as the peers)" down-sluice-copy-nofsync
   row "s3-list s3://B/P | s3-get | count (no disk)" down-sluice-count
   row "aws s3 cp --recursive s3://B/P DIR (vs each DIR row)" down-aws down-sluice down-sluice-nofsync down-sluice-copy down-sluice-copy-nofsync
   row "rclone copy X:B/P DIR (vs each DIR row)" down-rclone down-sluice down-sluice-nofsync down-sluice-copy down-sluice-copy-nofsync
@@ -237,7 +237,7 @@ round() {
   row "s3-list s3://B/P | s3-get --pieces-above 64M | s3-put DIR" down1-sluice
   row "... | s3-put --no-fsync DIR (as the peers: no flush)" down1-sluice-nofsync
   row "s3-list s3://B/P | s3-copy --to DIR (one process, durable)" down1-sluice-copy
-  row "... | s3-copy --no-fsync --to DIR (one process, as the peers)" down1-sluice-copy-nofsync
+  row "... | s3-copy --no-fsync --to DIR (as the peers)" down1-sluice-copy-nofsync
   row "aws s3 cp s3://B/K FILE (vs each DIR row)" down1-aws down1-sluice down1-sluice-nofsync down1-sluice-copy down1-sluice-copy-nofsync
   row "rclone copy X:B/K DIR (vs each DIR row)" down1-rclone down1-sluice down1-sluice-nofsync down1-sluice-copy down1-sluice-copy-nofsync
 

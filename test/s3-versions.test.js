@@ -142,6 +142,26 @@ describe('s3-list --versions on a versioned bucket', () => {
     assert.ok(old.data.equals(big));
   });
 
+  it('a large old version named without its size is read in pieces (s3-get) and copied in pieces (s3-copy), identical', async () => {
+    const { name, store } = await versionedBucket();
+    const old = crypto.randomBytes((70 << 20) + 4321);
+    const first = await store.put('disk.img', old, { metadata: { origin: 'test' } });
+    await store.put('disk.img', Buffer.from('the current one, small'));
+    assert.strictEqual((await store.head('disk.img', first.versionId)).size, old.length, 'a HEAD of the version');
+    const manifest = path.join(work, 'sizeless-version.manifest');
+    fs.writeFileSync(manifest, stream([{ type: 'object', key: 'disk.img', versionId: first.versionId, store: `s3://${name}/` }]));
+
+    const r = await ok(`s3-get --pieces-above 16M < ${manifest}`, { env: moto.env });
+    const pieces = objects(records(r.stdout));
+    assert.ok(pieces.length > 1 && pieces.every((p) => p.versionId === first.versionId && typeof p.offset === 'number'), `in pieces of the version${account(r)}`);
+    assert.ok(Buffer.concat(pieces.map((p) => p.data)).equals(old), 'the pieces make up the old version');
+
+    const dir = path.join(work, `version-copy-${buckets}`);
+    const c = await ok(`s3-copy --to ${dir} < ${manifest}`, { env: moto.env });
+    assert.ok(fs.readFileSync(path.join(dir, 'disk.img')).equals(old), `the old version copied${account(c)}`);
+    assert.strictEqual(objects(records(c.stdout))[0].sha256, crypto.createHash('sha256').update(old).digest('base64'));
+  });
+
   it('a delete marker is refused by s3-get (status 4), a version that is not there is not found (status 1)', async () => {
     const { name, store } = await versionedBucket();
     await store.put('gone', Buffer.from('x'));
@@ -167,6 +187,8 @@ describe('s3-list --versions where the store keeps no history', () => {
     const r = await ok(`s3-list --versions ${dir} | s3-get`);
     assert.deepStrictEqual(objects(records(r.stdout)).map((x) => [x.key, x.versionId, x.latest, x.data.toString()]), [['x/1', 'null', true, 'one'], ['x/2', 'null', true, 'two']], account(r));
     await assert.rejects(local.get('x/1', { versionId: '3HL4kqtJlcpXroDTDmJ+rmSpXd3dIbrHY' }), (err) => err.kind === 'not-found' && /no version "3HL4kqtJlcpXroDTDmJ\+rmSpXd3dIbrHY" of object "x\/1"/.test(err.message));
+    assert.strictEqual((await local.head('x/2', 'null')).size, 3);
+    await assert.rejects(local.head('x/2', 'v2'), (err) => err.kind === 'not-found' && /no version "v2" of object "x\/2"/.test(err.message));
   });
 
   it('a bucket without versioning lists the same way, and s3-get reads its "null" versions', async () => {

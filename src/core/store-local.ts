@@ -21,19 +21,9 @@ import { digestOf, THREAD_HASH_BYTES, type ShaPool } from './sha-pool';
 import { LocalPieceWrite } from './store-local-pieces';
 import {
   NotFoundError, NULL_VERSION, StoreError, keyProblem, pageSizeOf,
-  type GetOptions,
-  type GetResult,
-  type ListOptions,
-  type ObjectInfo,
-  type ObjectStore,
-  type PieceWrite,
-  type PutOptions,
-  type PutResult,
-  type RestoreOptions,
-  type RestoreState,
-  type UnfinishedWrite,
-  type VersionChoice,
-  type VersionInfo,
+  type GetOptions, type GetResult, type ListOptions, type ObjectInfo, type ObjectStore, type PieceWrite,
+  type PutOptions, type PutResult, type RestoreOptions, type RestoreState, type UnfinishedWrite,
+  type VersionChoice, type VersionInfo,
 } from './store';
 import { removeTempFile, staleTempFiles } from './store-local-stale';
 
@@ -72,8 +62,9 @@ export class LocalStore implements ObjectStore {
     return path.join(this.root, ...components);
   }
 
-  async head(key: string): Promise<ObjectInfo> {
+  async head(key: string, versionId?: string): Promise<ObjectInfo> {
     const file = this.pathOf(key);
+    this.refuseVersion(key, versionId);
     const stat = await fsp.lstat(file).catch((err) => {
       throw this.errors.fs(err, key, 'reading');
     });
@@ -81,11 +72,14 @@ export class LocalStore implements ObjectStore {
     return describe(key, stat, await readMeta(file), true);
   }
 
+  private refuseVersion(key: string, versionId: string | undefined): void {
+    if (versionId === undefined || versionId === NULL_VERSION) return;
+    throw new NotFoundError(`${this.root}: no version ${JSON.stringify(versionId)} of object ${JSON.stringify(key)}: a directory keeps one version of each object, "${NULL_VERSION}"`, key);
+  }
+
   async get(key: string, opts: GetOptions = {}): Promise<GetResult> {
     const file = this.pathOf(key);
-    if (opts.versionId !== undefined && opts.versionId !== NULL_VERSION) {
-      throw new NotFoundError(`${this.root}: no version ${JSON.stringify(opts.versionId)} of object ${JSON.stringify(key)}: a directory keeps one version of each object, "${NULL_VERSION}"`, key);
-    }
+    this.refuseVersion(key, opts.versionId);
     // A mismatch is read once more: a put may have replaced the object between the reads of
     // the sidecar and of the data.
     for (let attempt = 0; ; attempt++) {

@@ -86,9 +86,9 @@ export class S3Store implements ObjectStore {
     return listVersions({ client: this.client, bucket: this.bucket, prefix: this.prefix, url: this.url, policy: this.policy }, prefix, opts);
   }
 
-  async head(key: string): Promise<ObjectInfo> {
-    const t = this.target(key);
-    const res = await withRetries(this.policy, t.where('HeadObject'), () => this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: t.fullKey }), { abortSignal: this.policy.signal }));
+  async head(key: string, versionId?: string): Promise<ObjectInfo> {
+    const t = versionId === undefined ? this.target(key) : versionTarget(this.target(key), versionId);
+    const res = await withRetries(this.policy, t.where('HeadObject'), () => t.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: t.fullKey }), { abortSignal: this.policy.signal }));
     return describeObject(key, res, res.ContentLength ?? 0);
   }
 

@@ -176,8 +176,8 @@ export interface ObjectStore {
    */
   listVersions(prefix: string, opts?: ListOptions): AsyncIterable<VersionInfo[]>;
 
-  /** The object's description, with metadata; NotFoundError if there is none. */
-  head(key: string): Promise<ObjectInfo>;
+  /** The object's (or its version's) description, with metadata; NotFoundError if there is none. */
+  head(key: string, versionId?: string): Promise<ObjectInfo>;
 
   /**
    * The object's bytes (whole, or a range), checked against what the store kept: a whole

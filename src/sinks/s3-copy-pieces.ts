@@ -21,6 +21,8 @@ export interface PieceCopy {
   from: ObjectStore;
   to: ObjectStore;
   key: string;
+  /** The version to copy (s3-list --versions); the current object when undefined. */
+  versionId?: string;
   /** The source's description (a HEAD): its size, ETag, SHA-256 and metadata. */
   info: ObjectInfo;
   /** The SHA-256 the record gives, if any. */
@@ -52,7 +54,7 @@ export async function copyInPieces(c: PieceCopy): Promise<PutResult & { size: nu
       const end = Math.min(size, start + pieceSize);
       // add() is called before the first await: the pieces are hashed in index order.
       const got = await hash.add(
-        from.get(key, { range: { start, end }, buffer: c.buffers?.takeFor }),
+        from.get(key, { range: { start, end }, versionId: c.versionId, buffer: c.buffers?.takeFor }),
         (r) => {
           const changed = changedSince(info, r.info);
           if (changed) throw new IntegrityError(`${shown} changed while it was copied (at offset ${start}: ${changed}); nothing was copied`);

@@ -211,12 +211,12 @@ class Copier implements ObjectWriter {
 
   /** Through this process: the source's bytes read and checked, then written. */
   private async getPut(from: ObjectStore, key: string, expect: { size?: number; sha256?: string }, versionId: string | undefined): Promise<Omit<CopyResult, 'parts'>> {
-    // A large current object goes in pieces; a version, whole (a HEAD names no version).
+    // A large object (or version) goes in pieces.
     let size = expect.size;
-    if (versionId === undefined && (size === undefined || size > PIECES_ABOVE)) {
-      const info = await from.head(key);
+    if (size === undefined || size > PIECES_ABOVE) {
+      const info = await from.head(key, versionId);
       if (size !== undefined && info.size !== size) throw this.integrity(from, key, `the object is ${info.size} bytes, the record says ${size}`);
-      if (info.size > PIECES_ABOVE) return copyInPieces({ from, to: this.dest, key, info, sha256: expect.sha256, storageClass: this.opts.storageClass, serial: this.serial, buffers: this.payloads });
+      if (info.size > PIECES_ABOVE) return copyInPieces({ from, to: this.dest, key, versionId, info, sha256: expect.sha256, storageClass: this.opts.storageClass, serial: this.serial, buffers: this.payloads });
       size = info.size;
     }
     // An object larger than a buffer of the pool would leave its first range's buffer behind.

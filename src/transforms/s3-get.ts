@@ -159,11 +159,11 @@ class Fetcher {
     const key = rec.key as string;
     const versionId = rec.versionId as string | undefined;
     const store = this.stores.for(rec);
-    // A version's size comes with its listing; a current object's can be asked for.
+    // Without a size (s3-list gives one), the object's or the version's is asked for.
     let head: ObjectInfo | undefined;
-    if (size === undefined && versionId === undefined) {
+    if (size === undefined) {
       try {
-        head = await store.head(key);
+        head = await store.head(key, versionId);
         size = head.size;
       } catch (err) {
         throw storeErrorAt(this.ctx, rec, withHint(err, versionId));
