@@ -297,3 +297,128 @@ test('a pool closed while a request is under way closes that socket when it ends
     await s.close();
   }
 });
+
+/**
+ * A reader of segments of `size` bytes with `buffers` buffers of its own, each handed out again
+ * once the segment in it was "used" (copied out, after `delay` ms): the segments, in order.
+ */
+function segmentReader(size, buffers, length, delay = 0) {
+  const free = Array.from({ length: buffers }, () => Buffer.alloc(size + 5, 0xee));
+  const waiters = [];
+  const parts = [];
+  let paused = 0;
+  return {
+    parts,
+    paused: () => paused,
+    segments: {
+      size,
+      length,
+      next() {
+        if (free.length) return free.pop();
+        paused++;
+        return new Promise((resolve) => waiters.push(resolve));
+      },
+      filled(segment) {
+        parts.push(Buffer.from(segment));
+        const buffer = Buffer.from(segment.buffer, segment.byteOffset, size + 5);
+        setTimeout(() => (waiters.length ? waiters.shift()(buffer) : free.push(buffer)), delay);
+      },
+    },
+  };
+}
+
+test('a body read in segments: every segment whole and in order, through two buffers, the socket kept for the next request', async () => {
+  const body = require('node:crypto').randomBytes(1_000_000);
+  const s = await server((socket) => socket.write(reply(200, { 'content-length': body.length }, body)));
+  const pool = new RawHttpPool(s.url, options);
+  try {
+    for (const delay of [0, 5]) {
+      const reader = segmentReader(65536 * 2, 2, body.length, delay);
+      const got = await pool.request({ method: 'GET', target: '/o', headers: {}, bodySegments: reader.segments });
+      assert.strictEqual(got.status, 200);
+      assert.strictEqual(got.body.length, 0, 'the body went to the segments');
+      assert.deepStrictEqual(reader.parts.map((p) => p.length), [...Array(7).fill(131072), 1_000_000 - 7 * 131072]);
+      assert.ok(Buffer.concat(reader.parts).equals(body));
+      if (delay) assert.ok(reader.paused() > 0, 'the socket waited for a buffer');
+    }
+    assert.strictEqual(s.connections, 1);
+  } finally {
+    pool.close();
+    await s.close();
+  }
+});
+
+test('segments: a reply split at every byte, a body shorter than a segment, an error reply (not segmented), bytes past the end', async () => {
+  const body = Buffer.from('x'.repeat(70_000) + 'end');
+  // Its last segment is 100 bytes, which come in one read with the end of the one before.
+  const smallLast = require('node:crypto').randomBytes(2 * 65536 + 100);
+  const s = await server(async (socket, r) => {
+    if (r.target === '/trickle') return trickle(socket, reply(200, { 'content-length': body.length }, body));
+    if (r.target === '/short') return socket.write(reply(200, { 'content-length': 5 }, 'hello'));
+    if (r.target === '/small-last') {
+      // The reads stop 1,000 bytes before the second segment's end; the rest comes at once.
+      socket.write(reply(200, { 'content-length': smallLast.length }, smallLast.subarray(0, 2 * 65536 - 1000)));
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      return socket.write(smallLast.subarray(2 * 65536 - 1000));
+    }
+    if (r.target === '/extra') return socket.write(reply(200, { 'content-length': 5 }, 'hello, and more'));
+    socket.write(reply(404, { 'content-length': 9 }, 'not found'));
+  });
+  const pool = new RawHttpPool(s.url, options);
+  try {
+    let reader = segmentReader(65536, 2, body.length);
+    await pool.request({ method: 'GET', target: '/trickle', headers: {}, bodySegments: reader.segments });
+    assert.deepStrictEqual(reader.parts.map((p) => p.length), [65536, body.length - 65536]);
+    assert.ok(Buffer.concat(reader.parts).equals(body));
+    reader = segmentReader(65536, 1, 5);
+    await pool.request({ method: 'GET', target: '/short', headers: {}, bodySegments: reader.segments });
+    assert.deepStrictEqual(reader.parts.map(String), ['hello']);
+    for (let i = 0; i < 3; i++) {
+      reader = segmentReader(65536, 3, smallLast.length);
+      await pool.request({ method: 'GET', target: '/small-last', headers: {}, bodySegments: reader.segments });
+      assert.ok(Buffer.concat(reader.parts).equals(smallLast), 'a short last segment read with the end of the one before');
+    }
+    reader = segmentReader(65536, 1, 5);
+    const missing = await pool.request({ method: 'GET', target: '/nope', headers: {}, bodySegments: reader.segments });
+    assert.strictEqual(missing.status, 404);
+    assert.strictEqual(String(missing.body), 'not found', 'an error body comes whole, as always');
+    assert.strictEqual(reader.parts.length, 0);
+    const before = s.connections;
+    reader = segmentReader(65536, 1, 5);
+    await pool.request({ method: 'GET', target: '/extra', headers: {}, bodySegments: reader.segments });
+    assert.deepStrictEqual(reader.parts.map(String), ['hello']);
+    await pool.request({ method: 'GET', target: '/short', headers: {}, bodySegments: segmentReader(65536, 1, 5).segments });
+    await assert.rejects(pool.request({ method: 'GET', target: '/short', headers: {}, bodySegments: segmentReader(65536, 1, 6).segments }), (err) => err.code === 'EPROTO' && /a body of 5 bytes, where 6 were asked for/.test(err.message));
+    assert.strictEqual(s.connections, before + 1, 'a socket that sent bytes past a body is not used again');
+  } finally {
+    pool.close();
+    await s.close();
+  }
+});
+
+test('segments: a connection cut mid-body fails after the whole segments; a reader that fails fails the request; no timeout while the reader holds the socket', async () => {
+  const body = Buffer.alloc(300_000, 3);
+  const s = await server((socket, r) => {
+    if (r.target === '/cut') {
+      socket.write(reply(200, { 'content-length': body.length }, body.subarray(0, 200_000)));
+      return setTimeout(() => socket.destroy(), 20);
+    }
+    socket.write(reply(200, { 'content-length': body.length }, body));
+  });
+  const pool = new RawHttpPool(s.url, { timeoutMs: 200 });
+  try {
+    let reader = segmentReader(65536, 8, body.length);
+    await assert.rejects(pool.request({ method: 'GET', target: '/cut', headers: {}, bodySegments: reader.segments }), (err) => err.code === 'ECONNRESET');
+    assert.deepStrictEqual(reader.parts.map((p) => p.length), [65536, 65536, 65536], 'the whole segments before the cut, no partial one');
+    const failing = { size: 65536, length: body.length, next: () => Promise.reject(new Error('disk full')), filled() {} };
+    await assert.rejects(pool.request({ method: 'GET', target: '/ok', headers: {}, bodySegments: failing }), /disk full/);
+    // Each buffer comes back 300 ms after its segment: longer than the timeout, which must not
+    // count while the socket waits for the reader.
+    reader = segmentReader(65536, 1, body.length, 300);
+    await pool.request({ method: 'GET', target: '/ok', headers: {}, bodySegments: reader.segments });
+    assert.ok(Buffer.concat(reader.parts).equals(body));
+  } finally {
+    pool.close();
+    await s.close();
+  }
+});

@@ -307,6 +307,29 @@ describe('s3-copy with a local directory: get and put', () => {
     assertSame(await readBack(local), objects);
   });
 
+  it('S3 to local, an object over 64 MiB on a plain-http endpoint: one streamed GET, identical, its SHA-256 checked', async () => {
+    const data = crypto.randomBytes((70 << 20) + 999);
+    const src = await filledBucket(new Map([['big/disk.img', data]]));
+    const local = path.join(work, `stream-${dirs++}`);
+    proxy.clear();
+    const r = await ok(`s3-list ${src.url} | ${copyViaProxy()} --to ${local}`);
+    assert.ok(fs.readFileSync(path.join(local, 'big/disk.img')).equals(data), account(r));
+    assert.strictEqual(objectsOf(r.stdout)[0].sha256, sha256(data));
+    assert.deepStrictEqual(gets().map((e) => e.url), [`/${src.url.slice(5)}/big/disk.img`], 'one GET for the whole object');
+    // A stored SHA-256 that the bytes do not match: nothing appears.
+    const bad = await filledBucket(new Map([['big/disk.img', data]]));
+    const store = new S3Store(bad.url.slice(5).split('/')[0], 'pre/');
+    const { CopyObjectCommand } = require('@aws-sdk/client-s3');
+    const bucket = bad.url.slice(5).split('/')[0];
+    await store.client.send(new CopyObjectCommand({ Bucket: bucket, Key: 'pre/big/disk.img', CopySource: `${bucket}/pre/big/disk.img`, MetadataDirective: 'REPLACE', Metadata: { 'sluice-sha256': sha256(Buffer.from('other')) } }));
+    const other = path.join(work, `stream-${dirs++}`);
+    const f = await sh(`s3-list ${bad.url} | s3-copy --to ${other}`);
+    assert.strictEqual(f.code, 5, account(f));
+    assert.match(f.stderr, /big\/disk\.img.*SHA-256.*nothing was copied/, account(f));
+    assert.ok(!fs.existsSync(path.join(other, 'big/disk.img')), 'nothing of it appears');
+    assert.deepStrictEqual(fs.existsSync(path.join(other, 'big')) ? fs.readdirSync(path.join(other, 'big')) : [], [], 'no temporary file left');
+  });
+
   it('local to local, objects in pieces (over 64 MiB, flushed as they grow): identical, with their SHA-256', async () => {
     const src = path.join(work, `pieces-${dirs++}`);
     const dst = path.join(work, `pieces-${dirs++}`);

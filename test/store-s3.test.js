@@ -166,6 +166,68 @@ describe('S3 store: what only S3 has', () => {
     });
   });
 
+  it('a streamed read (one GET, in segments) cut mid-body goes on from the first segment not whole, of the same object', async () => {
+    const bucket = await newBucket();
+    const data = crypto.randomBytes((20 << 20) + 777);
+    await new S3Store(bucket, '').put('big', data);
+    const etag = (await new S3Store(bucket, '').head('big')).etag;
+    // The first GET's connection is cut 9.5 MiB into its reply: 4 MiB segments 0 and 1 are
+    // whole by then, so the next GET must ask from 8 MiB on.
+    const heads = [];
+    const target = new URL(moto.url);
+    let cut = false;
+    const server = net.createServer((socket) => {
+      socket.on('error', () => {});
+      const upstream = net.connect(Number(target.port), target.hostname);
+      upstream.on('error', () => socket.destroy());
+      socket.on('data', (d) => {
+        const head = /^GET (\S+) HTTP\/1\.1\r\n[\s\S]*?\r\n\r\n/.exec(d.toString('latin1'));
+        if (head) heads.push({ path: head[1], range: /\r\nrange: (\S+)/i.exec(head[0])?.[1], ifMatch: /\r\nif-match: (\S+)/i.exec(head[0])?.[1] });
+        upstream.write(d);
+      });
+      let sent = 0;
+      upstream.on('data', (d) => {
+        sent += d.length;
+        if (!cut && heads.length === 1 && sent > 9.5 * (1 << 20)) {
+          cut = true;
+          socket.resetAndDestroy();
+          return upstream.destroy();
+        }
+        socket.write(d);
+      });
+    });
+    await new Promise((r) => server.listen(0, '127.0.0.1', r));
+    try {
+      const store = new S3Store(bucket, '', { endpoint: `http://127.0.0.1:${server.address().port}` });
+      const parts = [];
+      const free = [Buffer.alloc(4 << 20), Buffer.alloc(4 << 20)];
+      const reader = {
+        size: 4 << 20,
+        length: data.length,
+        next: () => free.pop() ?? Buffer.alloc(4 << 20),
+        filled: (segment) => {
+          parts.push(Buffer.from(segment));
+          free.push(Buffer.from(segment.buffer, segment.byteOffset, 4 << 20));
+        },
+      };
+      const info = await store.readSegments('big', { start: 0, end: data.length }, reader, etag);
+      assert.ok(cut, 'the first GET was cut');
+      assert.strictEqual(info.etag, etag);
+      assert.ok(Buffer.concat(parts).equals(data), 'every byte once, in order');
+      assert.deepStrictEqual(heads.map((h) => [h.range, h.ifMatch]), [[`bytes=0-${data.length - 1}`, etag], [`bytes=${8 << 20}-${data.length - 1}`, etag]]);
+      // Replaced since the HEAD: the GET's If-Match fails, and nothing is read.
+      await new S3Store(bucket, '').put('big', Buffer.from('replaced'));
+      parts.length = 0;
+      await assert.rejects(store.readSegments('big', { start: 0, end: data.length }, { ...reader, length: data.length }, etag), (err) => err instanceof StoreError && /PreconditionFailed|412/.test(err.message));
+      assert.strictEqual(parts.length, 0);
+      // On https (or with no raw client) a store reads ranges instead: nothing streamed.
+      const secure = new S3Store(bucket, '', { endpoint: 'https://127.0.0.1:1' });
+      assert.strictEqual(await secure.readSegments('big', { start: 0, end: 8 }, reader, etag), undefined);
+    } finally {
+      await new Promise((r) => server.close(r));
+    }
+  });
+
   it('AccessDenied and NoSuchBucket fail at once, naming the bucket and the key', async () => {
     await throughProxy([], 'denied', async (proxy) => {
       const store = new S3Store('bkt', 'x/', { endpoint: proxy.url });

@@ -21,6 +21,8 @@ export class HttpEndpoint {
 
   send(req: RawRequest, signal?: AbortSignal): Promise<RawReply> {
     if (this.pool) return this.pool.request(req, signal);
+    // Over TLS the bytes come decrypted into buffers of their own: ranges are read instead.
+    if (req.bodySegments) return Promise.reject(new Error(`${this.url.href}: bodies are read in segments on plain http only`));
     return httpsExchange(this.url, this.httpsAgent, this.timeoutMs, req, signal);
   }
 

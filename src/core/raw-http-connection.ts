@@ -2,7 +2,7 @@
 // the reply's head read into a scratch buffer and parsed, its body read where it belongs: in
 // place when it has a length, else decoded or gathered from the scratch buffer.
 import net from 'node:net';
-import { bodyLimit, placeBody, type ConnectionOwner, type RawReply, type RawRequest } from './raw-http';
+import { bodyLimit, MIN_SEGMENT, placeBody, type BodySegments, type ConnectionOwner, type RawReply, type RawRequest } from './raw-http';
 import { ChunkedBody } from './raw-http-chunked';
 import { parseHeaders, protocolError, requestHead } from './raw-http-head';
 
@@ -39,6 +39,11 @@ export class Connection {
   private inPlace = false;
   private chunked: ChunkedBody | undefined;
   private kept: Buffer[] = [];
+  // A body read in segments (RawRequest.bodySegments): `body` holds the current one, `want` its
+  // length; `after` counts the body's bytes past it; `waiting`, while the reader has no buffer.
+  private segments: BodySegments | undefined;
+  private after = 0;
+  private waiting = false;
 
   constructor(private readonly pool: ConnectionOwner) {
     this.socket = net.connect({
@@ -87,7 +92,8 @@ export class Connection {
    * instead of being read as the next request's reply.
    */
   private nextBuffer(): Buffer {
-    this.inPlace = this.mode === 'length' && this.want - this.got > HEAD_BYTES;
+    // A segment before the last is read in place up to its end, never past it.
+    this.inPlace = this.mode === 'length' && !this.waiting && (this.after > 0 ? this.want > this.got : this.want - this.got > HEAD_BYTES);
     if (this.inPlace) return this.body.subarray(this.got, this.want);
     if (this.mode === 'head' && this.filled < HEAD_BYTES) return this.scratch.subarray(this.filled);
     return this.scratch;
@@ -100,6 +106,7 @@ export class Connection {
         case 'head':
           return this.readHead(n);
         case 'length':
+          if (this.waiting) throw protocolError('bytes read while no buffer was there for them');
           if (!this.inPlace) {
             const take = Math.min(n, this.want - this.got);
             this.scratch.copy(this.body, this.got, 0, take);
@@ -107,7 +114,7 @@ export class Connection {
             n = take;
           }
           this.got += n;
-          if (this.got === this.want) this.finish();
+          if (this.got === this.want) this.endSegment();
           return;
         case 'chunked':
           return this.feedChunked(this.scratch.subarray(0, n));
@@ -176,6 +183,10 @@ export class Connection {
     }
     if (!/^\d+$/.test(length)) throw protocolError(`a Content-Length of ${JSON.stringify(length)}`);
     const size = Number(length);
+    if (ok && req.bodySegments) {
+      if (size !== req.bodySegments.length) throw protocolError(`a body of ${size} bytes, where ${req.bodySegments.length} were asked for`);
+      if (size > 0) return this.startSegments(req.bodySegments, size, rest);
+    }
     if (ok && !req.bodyBuffer && size > maxBody) throw protocolError(`a body of ${size} bytes, over ${maxBody}`);
     this.want = ok ? size : Math.min(size, maxBody);
     if (this.want < size) this.closeAfter = true;
@@ -186,6 +197,61 @@ export class Connection {
     rest.copy(this.body, 0, 0, this.got);
     if (rest.length > this.got) this.closeAfter = true;
     if (this.got === this.want) this.finish();
+  }
+
+  /** A body of `size` bytes read in segments; `rest`, what came of it with the head. */
+  private startSegments(segments: BodySegments, size: number, rest: Buffer): void {
+    if (!(segments.size >= MIN_SEGMENT)) throw new RangeError(`segments of ${segments.size} bytes: at least ${MIN_SEGMENT}`);
+    this.segments = segments;
+    this.mode = 'length';
+    this.after = size;
+    // Past the body's end: the connection cannot be trusted with another exchange.
+    if (rest.length > size) this.closeAfter = true;
+    this.nextSegment(Buffer.from(rest.subarray(0, size)));
+  }
+
+  /** Takes the reader's buffer for the next segment (pausing the socket until there is one). */
+  private nextSegment(held?: Buffer): void {
+    this.want = Math.min(this.segments!.size, this.after);
+    this.after -= this.want;
+    this.got = 0;
+    this.body = this.scratch;
+    const pending = this.pending;
+    const given = this.segments!.next();
+    if (!(given instanceof Promise)) return this.useSegment(given, held);
+    this.waiting = true;
+    this.socket.pause();
+    this.socket.setTimeout(0);
+    given.then(
+      (buffer) => {
+        if (this.pending !== pending || this.dead) return;
+        this.waiting = false;
+        this.socket.setTimeout(this.pool.options.timeoutMs);
+        this.socket.resume();
+        try {
+          this.useSegment(buffer, held);
+        } catch (err) {
+          this.fail(err as Error);
+        }
+      },
+      (err: Error) => {
+        if (this.pending === pending) this.fail(err);
+      },
+    );
+  }
+
+  private useSegment(buffer: Buffer, held: Buffer | undefined): void {
+    if (buffer.length < this.want) throw new RangeError(`a segment buffer of ${buffer.length} bytes, for ${this.want}`);
+    this.body = buffer;
+    if (held?.length) this.got = held.copy(buffer, 0, 0, this.want);
+    if (this.got === this.want) this.endSegment();
+  }
+
+  /** The body's bytes up to `want` are in: the reply ends, or its segment goes to the reader. */
+  private endSegment(): void {
+    if (!this.segments || this.after === 0) return this.finish();
+    this.segments.filled(this.body.subarray(0, this.want));
+    this.nextSegment();
   }
 
   private feedChunked(data: Buffer): void {
@@ -224,7 +290,10 @@ export class Connection {
   private finish(): void {
     const pending = this.pending!;
     let body: Buffer;
-    if (this.mode === 'length') body = this.body.subarray(0, this.got);
+    if (this.segments) {
+      this.segments.filled(this.body.subarray(0, this.got));
+      body = Buffer.alloc(0);
+    } else if (this.mode === 'length') body = this.body.subarray(0, this.got);
     else {
       // Chunked, or to the connection's end: gathered, then moved where a 2xx body belongs.
       const gathered = this.mode === 'chunked' ? this.chunked!.body() : Buffer.concat(this.kept);
@@ -257,6 +326,9 @@ export class Connection {
     this.body = this.scratch;
     this.chunked = undefined;
     this.kept = [];
+    this.segments = undefined;
+    this.after = 0;
+    this.waiting = false;
   }
 
   private retire(): void {

@@ -29,12 +29,40 @@ export interface RawRequest {
    */
   bodyBuffer?: (length: number) => Buffer;
   /**
+   * A 2xx body with a Content-Length read in segments instead (bodyBuffer is then not used):
+   * each segment straight into a buffer of the reader's, handed back once full. The reply's
+   * body is then empty.
+   */
+  bodySegments?: BodySegments;
+  /**
    * The most bytes a 2xx body may have unless bodyBuffer takes it by its Content-Length (a
    * chunked body, one that runs to the connection's end); default 1 MiB. Of an error's body the
    * first 1 MiB is kept, whatever this says (an error must never fail for its length).
    */
   maxBody?: number;
 }
+
+/**
+ * A long body streamed through a few buffers: read a segment at a time, in order, each into a
+ * buffer the reader gives; a segment once full is handed back to the reader, who makes its
+ * buffer free again (a next() of its own) when done with it.
+ */
+export interface BodySegments {
+  /** Bytes per segment, the last one excepted; at least 64 KiB. */
+  size: number;
+  /** The body's length: a reply announcing another is refused before any of it is read. */
+  length: number;
+  /**
+   * The buffer (at least `size` long) the next segment is read into. While a promise of one is
+   * pending, the socket is not read (the server waits): that is the reader's backpressure.
+   */
+  next(): Buffer | Promise<Buffer>;
+  /** A segment is whole: the buffer next() gave, cut to its length. Called in body order. */
+  filled(segment: Buffer): void;
+}
+
+/** The least segment size: more than a reply head's bytes that may come with the head. */
+export const MIN_SEGMENT = 64 * 1024;
 
 export interface RawReply {
   status: number;

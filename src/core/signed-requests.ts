@@ -10,6 +10,7 @@
 // (EBS) and XML ones (EC2, S3) alike, so the commands' retry rules classify them the same way.
 import type https from 'node:https';
 import { HttpEndpoint, type Reply } from './http-exchange';
+import type { BodySegments } from './raw-http';
 
 /** What signed requests take from an SDK client and its settings. */
 export interface SigningClient {
@@ -49,6 +50,7 @@ export type { Reply };
 /** Where a reply's body goes (raw-http.ts): a 2xx body into `bodyBuffer`'s buffer. */
 export interface BodyOptions {
   bodyBuffer?: (length: number) => Buffer;
+  bodySegments?: BodySegments;
   maxBody?: number;
 }
 

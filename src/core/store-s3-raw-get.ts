@@ -9,6 +9,7 @@
 // store reads), and errors are shaped as its errors are, so store-s3-errors.ts treats both ways
 // alike. Reads of a given version still go through the SDK (store-s3-versions.ts).
 import type { GetObjectCommandOutput, S3Client, StorageClass } from '@aws-sdk/client-s3';
+import type { BodySegments } from './raw-http';
 import { escapeUri, SignedRequests, type Reply } from './signed-requests';
 import { REQUEST_TIMEOUT_MS } from './store-s3-client';
 
@@ -50,7 +51,9 @@ export interface RawGet {
   range?: string;
   ifMatch?: string;
   /** Where a reply of `length` bytes is read (raw-http.ts); may throw to refuse it. */
-  bodyBuffer: (length: number) => Buffer;
+  bodyBuffer?: (length: number) => Buffer;
+  /** Or the segments it is read in (raw-http.ts), its length known. */
+  bodySegments?: BodySegments;
   /** The most bytes the reply may hold when it comes without a Content-Length. */
   maxBody: number;
   signal?: AbortSignal;
@@ -62,7 +65,7 @@ export async function rawGetObject(requests: SignedRequests, get: RawGet): Promi
   const headers: Record<string, string> = { 'x-amz-content-sha256': EMPTY_SHA256 };
   if (get.range !== undefined) headers.range = get.range;
   if (get.ifMatch !== undefined) headers['if-match'] = get.ifMatch;
-  const reply = await requests.send({ method: 'GET', path, headers }, get.signal, { bodyBuffer: get.bodyBuffer, maxBody: get.maxBody });
+  const reply = await requests.send({ method: 'GET', path, headers }, get.signal, { bodyBuffer: get.bodyBuffer, bodySegments: get.bodySegments, maxBody: get.maxBody });
   return { head: headOf(reply), body: reply.body };
 }
 

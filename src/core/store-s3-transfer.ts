@@ -4,6 +4,7 @@ import { GetObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { ShortReply, withRetries, type RetryPolicy, type Where } from './store-s3-errors';
 import { rawGetObject, rawGets, type GetHead } from './store-s3-raw-get';
 import type { GetOptions } from './store';
+import type { BodySegments } from './raw-http';
 
 import { MAX_PARTS, MIN_PART_SIZE } from './store-s3-limits';
 
@@ -78,6 +79,48 @@ export async function readRange(t: Target, start: number, length: number | undef
     }
     if (got !== expected) throw new ShortReply(`the reply ended after ${got} of ${expected} bytes`);
     return { head, total, data: data.subarray(0, got) };
+  });
+}
+
+/**
+ * Bytes [start, end) of the object as one GET, streamed through the reader's buffers in
+ * segments (raw-http.ts), on a plain-http endpoint; undefined elsewhere (https, or a version
+ * read), where ranges are read instead. A transfer that breaks off is taken up again, as the
+ * retry policy allows, from the first segment not yet whole (the buffer of the one cut off is
+ * used again). Every request names the ETag (If-Match), so every byte is of one object.
+ */
+export async function readSegments(t: Target, start: number, end: number, reader: BodySegments, ifMatch: string): Promise<RangeRead | undefined> {
+  const raw = t.versionId === undefined ? await rawGets(t.client) : undefined;
+  if (!raw) return undefined;
+  let done = 0;
+  let current: Buffer | undefined;
+  let spare: Buffer | undefined;
+  const counted = (length: number): BodySegments => ({
+    size: reader.size,
+    length,
+    next() {
+      if (spare) [current, spare] = [spare, undefined];
+      else {
+        const given = reader.next();
+        if (given instanceof Promise) return given.then((b) => (current = b));
+        current = given;
+      }
+      return current;
+    },
+    filled(segment) {
+      current = undefined;
+      done += segment.length;
+      reader.filled(segment);
+    },
+  });
+  return withRetries(t.policy, t.where('GetObject'), async () => {
+    spare ??= current;
+    current = undefined;
+    const from = start + done;
+    const range = `bytes=${from}-${end - 1}`;
+    const { head } = await rawGetObject(raw, { bucket: t.bucket, key: t.fullKey, range, ifMatch, bodySegments: counted(end - from), maxBody: 0, signal: t.policy.signal });
+    if (start + done !== end) throw new ShortReply(`the reply ended after ${done} of ${end - start} bytes`);
+    return { head, total: totalOf(head), data: Buffer.alloc(0) };
   });
 }
 

@@ -18,7 +18,8 @@ import { checkOf, declarePayloadHash, mismatch } from './store-s3-checks';
 import { describeObject, listedObject, metadataProblem, SHA256_META } from './store-s3-records';
 import { DEFAULT_PART_SIZE, MIN_PART_SIZE } from './store-s3-limits';
 import { abortNamedUpload, listUploads, uploadParts } from './store-s3-multipart';
-import { PART_JOBS, readRange, type Target } from './store-s3-transfer';
+import { PART_JOBS, readRange, readSegments, type Target } from './store-s3-transfer';
+import type { BodySegments } from './raw-http';
 import { startPieces } from './store-s3-pieces';
 import { listVersions, versionTarget } from './store-s3-versions';
 import { restoreAt, restoreStateAt } from './store-s3-restore';
@@ -209,6 +210,11 @@ export class S3Store implements ObjectStore {
     const bytes = Buffer.byteLength(fullKey);
     if (bytes > MAX_KEY_BYTES) throw new StoreError(`${this.url}: key ${JSON.stringify(key.slice(0, 40) + '...')} is ${bytes} bytes long with the URL's prefix, the limit is ${MAX_KEY_BYTES}`, 'permanent', key);
     return { client: this.client, bucket: this.bucket, fullKey, policy: this.policy, where: (op) => ({ url: this.url, op, key }) };
+  }
+
+  async readSegments(key: string, range: { start: number; end: number }, reader: BodySegments, ifMatch: string): Promise<ObjectInfo | undefined> {
+    const read = await readSegments(this.target(key), range.start, range.end, reader, ifMatch);
+    return read && describeObject(key, read.head, read.total);
   }
 
   private async getRange(t: Target, key: string, range: { start: number; end?: number }, buffer: GetOptions['buffer']): Promise<GetResult> {

@@ -6,6 +6,7 @@ import { parseStoreUrl } from './store-url';
 import type { S3StoreOptions } from './store-s3';
 import type { UploadJournal } from './upload-journal';
 import type { RestoreOptions, RestoreState, VersionChoice } from './store-restore';
+import type { BodySegments } from './raw-http';
 
 /** One stored object, as a listing or a HEAD sees it. */
 export interface ObjectInfo {
@@ -175,6 +176,14 @@ export interface ObjectStore {
    * reads it there as on S3.
    */
   listVersions(prefix: string, opts?: ListOptions): AsyncIterable<VersionInfo[]>;
+
+  /**
+   * Bytes [start, end) of the current object, whose ETag is `ifMatch`, streamed through the
+   * reader's buffers in segments (raw-http.ts) by one request, taken up again where a transfer
+   * broke off; its description as the reply gave it. Undefined, having read nothing, where
+   * ranges are the better way (a store on https; a directory). Only some stores have it.
+   */
+  readSegments?(key: string, range: { start: number; end: number }, reader: BodySegments, ifMatch: string): Promise<ObjectInfo | undefined>;
 
   /** The object's (or its version's) description, with metadata; NotFoundError if there is none. */
   head(key: string, versionId?: string): Promise<ObjectInfo>;
