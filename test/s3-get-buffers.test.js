@@ -14,19 +14,24 @@ const { ShaPool, digestOf } = require('../dist/core/sha-pool.js');
 const { S3Store } = require('../dist/core/store-s3.js');
 
 const MiB = 1 << 20;
+const STARTED = new Date().toUTCString();
 const sha256 = (data) => crypto.createHash('sha256').update(data).digest('base64');
 const md5 = (data) => crypto.createHash('md5').update(data).digest('hex');
 
 /**
- * GetObject (path-style, ranges too) of the objects in `objects` (key -> Buffer), each with its
- * MD5 ETag and sluice's SHA-256. `cut(n)` says whether the n-th GET (from 0) ends after half its
- * body, the connection dropped.
+ * GetObject (path-style, ranges too) and HeadObject of the objects in `objects` (key -> Buffer), each with its
+ * MD5 ETag and sluice's SHA-256. `cut(n, key, start)` says whether the n-th GET (from 0), of
+ * `key` from byte `start`, ends after half its body, the connection dropped.
  */
 async function objectServer(objects, cut = () => false) {
   let gets = 0;
   const server = http.createServer((req, res) => {
     const key = decodeURIComponent(new URL(req.url, 'http://x').pathname.split('/').slice(2).join('/'));
     const data = objects.get(key);
+    if (req.method === 'HEAD' && data) {
+      res.writeHead(200, { etag: `"${md5(data)}"`, 'x-amz-meta-sluice-sha256': sha256(data), 'content-length': data.length, 'last-modified': STARTED });
+      return res.end();
+    }
     if (req.method !== 'GET' || !data) {
       res.writeHead(404, { 'content-type': 'application/xml' });
       res.end('<?xml version="1.0" encoding="UTF-8"?><Error><Code>NoSuchKey</Code><Message>no</Message></Error>');
@@ -37,10 +42,10 @@ async function objectServer(objects, cut = () => false) {
     const start = m ? Number(m[1]) : 0;
     const end = m && m[2] !== '' ? Math.min(Number(m[2]) + 1, data.length) : data.length;
     const body = data.subarray(start, end);
-    const headers = { etag: `"${md5(data)}"`, 'x-amz-meta-sluice-sha256': sha256(data), 'content-length': body.length, 'content-type': 'application/octet-stream' };
+    const headers = { etag: `"${md5(data)}"`, 'x-amz-meta-sluice-sha256': sha256(data), 'content-length': body.length, 'content-type': 'application/octet-stream', 'last-modified': STARTED };
     if (m) headers['content-range'] = `bytes ${start}-${end - 1}/${data.length}`;
     res.writeHead(m ? 206 : 200, headers);
-    if (cut(n)) {
+    if (cut(n, key, start)) {
       res.write(body.subarray(0, body.length >> 1), () => res.destroy());
       return;
     }
@@ -120,10 +125,15 @@ describe('reads into reused buffers', () => {
 
   it('s3-get writes every object and piece with its own bytes while buffers are reused and reads are cut', async () => {
     // Objects of different sizes (under, at and over the 8 MiB buffers), one read in pieces;
-    // every fifth GET is cut halfway through its body and retried.
+    // every fifth GET is cut halfway through its body and retried, and so is the first GET of
+    // the large one (read by one GET from byte 0, its pieces the body's segments).
+    const streamed = [];
     const sizes = [3 * MiB, 8 * MiB, 5 * MiB + 17, 8 * MiB, 2 * MiB + 1, 11 * MiB, 8 * MiB - 3, 6 * MiB, 20 * MiB + 9, 4 * MiB, 8 * MiB, 7 * MiB];
     const objects = new Map(sizes.map((size, i) => [`o/${i}`, crypto.randomBytes(size)]));
-    const server = await objectServer(objects, (n) => n % 5 === 3);
+    const server = await objectServer(objects, (n, key, start) => {
+      if (key === 'o/8') streamed.push(start);
+      return n % 5 === 3 || (key === 'o/8' && start === 0);
+    });
     try {
       const input = frames([...objects].map(([key, data]) => ({ type: 'object', key, size: data.length })));
       // A slow reader behind a small pipe buffer: frames wait to be written while reads go on.
@@ -142,6 +152,8 @@ describe('reads into reused buffers', () => {
         assert.ok(Buffer.concat(parts.map((p) => p.data)).equals(data), `${key}: the bytes written are the object's`);
       }
       assert.ok(server.gets() > objects.size + 3, 'some reads were cut and made again');
+      // Cut at 10 MiB: its first 8 MiB piece was whole, so the second GET asks from there.
+      assert.deepStrictEqual(streamed.slice(0, 2), [0, 8 * MiB], 'the large object: one GET, then one from the first piece not whole');
     } finally {
       await server.close();
     }

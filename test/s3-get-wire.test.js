@@ -12,6 +12,7 @@ const { sh, describe } = require('./lib/run');
 const { frames, decodeAll, PAYLOAD } = require('./lib/frames');
 const { s3SignatureProblem } = require('./lib/sigv4');
 const { initDigest } = require('../dist/core/digest.js');
+const { Decoder } = require('../dist/core/decode.js');
 
 const KEY = { id: 'AKIDEXAMPLE', secret: 'wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY' };
 const REGION = 'us-east-1';
@@ -94,7 +95,11 @@ test('s3-get signs its own GETs as S3 checks them, for keys that need escaping, 
       assert.strictEqual(r.code, 0, describe(r));
       assert.deepStrictEqual(server.seen.filter((s) => s.problem), [], 'every request is signed right');
       const gets = server.seen.filter((s) => s.method === 'GET');
-      assert.ok(gets.length >= stored.size + 2, `the large object is read in ranges: ${gets.length} GETs`);
+      // Whole, the large object is read in 8 MiB ranges; in pieces, by one GET whose body's
+      // segments are the pieces (after a HEAD that says what it must be).
+      if (flags) assert.strictEqual(gets.filter((g) => g.path === '/bkt/p/large.bin').length, 1, 'one GET for the large object');
+      else assert.ok(gets.length >= stored.size + 2, `the large object is read in ranges: ${gets.length} GETs`);
+      if (flags) assert.ok(server.seen.some((s) => s.method === 'HEAD' && !s.problem), 'a signed HEAD');
       assert.deepStrictEqual(gets.filter((s) => s.sdk), [], 'the GETs do not go through the SDK');
       const out = new Map();
       for (const rec of decodeAll(r.stdout).filter((x) => x.type === 'object')) {
@@ -123,6 +128,15 @@ test('a wrong secret, a missing key and corrupt bytes fail with the key named an
     r = await sh(`s3-get --endpoint-url ${server.url}`, { input: one('large.bin'), env });
     assert.strictEqual(r.code, 5, describe(r));
     assert.match(r.stderr, /object "large\.bin": the data's SHA-256 is/);
+    // In pieces (one streamed GET): the last piece never goes out.
+    r = await sh(`s3-get --endpoint-url ${server.url} --pieces-above 8M`, { input: one('large.bin'), env });
+    assert.strictEqual(r.code, 5, describe(r));
+    assert.match(r.stderr, /object "large\.bin": the SHA-256 of its 20971520 bytes is \S+, the store keeps/);
+    const partial = [];
+    new Decoder({ command: 'test', source: 'stdout' }).push(r.stdout, partial);
+    const pieces = partial.filter((x) => x.type === 'object');
+    assert.ok(pieces.length < 3, `${pieces.length} of the 3 pieces went out`);
+    assert.ok(!partial.some((x) => x.type === 'end'), 'and no trailer');
   } finally {
     await server.close();
   }

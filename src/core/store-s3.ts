@@ -20,6 +20,7 @@ import { DEFAULT_PART_SIZE, MIN_PART_SIZE } from './store-s3-limits';
 import { abortNamedUpload, listUploads, uploadParts } from './store-s3-multipart';
 import { PART_JOBS, readRange, readSegments, type Target } from './store-s3-transfer';
 import type { BodySegments } from './raw-http';
+import { rawGets } from './store-s3-raw-get';
 import { startPieces } from './store-s3-pieces';
 import { listVersions, versionTarget } from './store-s3-versions';
 import { restoreAt, restoreStateAt } from './store-s3-restore';
@@ -210,6 +211,10 @@ export class S3Store implements ObjectStore {
     const bytes = Buffer.byteLength(fullKey);
     if (bytes > MAX_KEY_BYTES) throw new StoreError(`${this.url}: key ${JSON.stringify(key.slice(0, 40) + '...')} is ${bytes} bytes long with the URL's prefix, the limit is ${MAX_KEY_BYTES}`, 'permanent', key);
     return { client: this.client, bucket: this.bucket, fullKey, policy: this.policy, where: (op) => ({ url: this.url, op, key }) };
+  }
+
+  async streamsReads(): Promise<boolean> {
+    return (await rawGets(this.client)) !== undefined;
   }
 
   async readSegments(key: string, range: { start: number; end: number }, reader: BodySegments, ifMatch: string): Promise<ObjectInfo | undefined> {

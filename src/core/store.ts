@@ -184,6 +184,8 @@ export interface ObjectStore {
    * ranges are the better way (a store on https; a directory). Only some stores have it.
    */
   readSegments?(key: string, range: { start: number; end: number }, reader: BodySegments, ifMatch: string): Promise<ObjectInfo | undefined>;
+  /** Whether readSegments() streams here (else it gives undefined). */
+  streamsReads?(): Promise<boolean>;
 
   /** The object's (or its version's) description, with metadata; NotFoundError if there is none. */
   head(key: string, versionId?: string): Promise<ObjectInfo>;

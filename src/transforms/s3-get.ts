@@ -1,7 +1,8 @@
 import { BufferPool } from '../core/buffer-pool';
 import { command, EXIT_STATUS_TEXT, intFlag, sizeFlag, type Context } from '../core/command';
-import { DEFAULT_PIECE_SIZE, MAX_PIECE_SIZE, MIN_PIECE_SIZE } from '../core/object-pieces';
+import { DEFAULT_PIECE_SIZE, MAX_PIECE_SIZE, MIN_PIECE_SIZE, pieceSizeFor } from '../core/object-pieces';
 import { pieceJobs, type PieceJob } from './s3-get-pieces';
+import { StreamedPieces } from './s3-get-stream';
 import { DEFAULT_MAX_PAYLOAD } from '../core/decode';
 import { sha256b64 } from '../core/digest';
 import { IntegrityError, SluiceError } from '../core/errors';
@@ -170,8 +171,24 @@ class Fetcher {
       }
     }
     if (size === undefined || size <= this.piecing.above) return undefined;
+    const ranged = (range: { start: number; end: number }) => store.get(key, { range, versionId, buffer: this.payloads.takeFor });
+    let read = ranged;
+    if (versionId === undefined && store.readSegments && (await store.streamsReads?.())) {
+      // One streamed GET for all the pieces, of the object the HEAD describes.
+      try {
+        head ??= await store.head(key);
+      } catch (err) {
+        throw storeErrorAt(this.ctx, rec, withHint(err, versionId));
+      }
+      const pieceSize = pieceSizeFor(head.size, this.piecing.size);
+      if (head.etag !== undefined && pieceSize !== undefined) {
+        const take = () => this.payloads.takeFor(pieceSize) ?? Buffer.allocUnsafeSlow(pieceSize);
+        const stream = new StreamedPieces(store, key, { ...head, etag: head.etag }, pieceSize, take, ranged);
+        read = (range) => stream.read(range);
+      }
+    }
     return pieceJobs(this.ctx, store, rec, size, this.piecing.size, (range) =>
-      store.get(key, { range, versionId, buffer: this.payloads.takeFor }).catch((err: unknown) => {
+      read(range).catch((err: unknown) => {
         throw storeErrorAt(this.ctx, rec, withHint(err, versionId));
       }),
       head,
