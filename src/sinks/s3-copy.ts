@@ -41,8 +41,9 @@ the SHA-256 it keeps (x-amz-meta-sluice-sha256), goes with it, so the copy reads
 Otherwise (a local directory on either side) each object is read (get, checked against the
 store's checksum) and written (put, its SHA-256 kept), holding at most ${MAX_BYTES_IN_FLIGHT >> 20} MiB of data plus one
 object; an object larger than ${PIECES_ABOVE >> 20} MiB goes in pieces of 8 MiB (read as ranges, ${PIECE_JOBS} at once,
+or, from a plain-http endpoint, as the consecutive parts of one GET of the whole object;
 written as the parts of one upload or into one temporary file), checked whole before it
-appears, so it holds ${PIECED_BYTES >> 20} MiB however large it is. Either way a record's "size"
+appears, so it holds ${PIECED_BYTES >> 20} MiB (one piece more, streamed) however large it is. Either way a record's "size"
 and "sha256", when given, must match the source object (status 5), checked before anything of
 it is copied.
 

@@ -34,8 +34,12 @@ before s3-get.
 
 An object larger than --pieces-above comes out in pieces: consecutive frames of its key, each
 with "offset" (where its bytes go) and the whole object's "size", "etag" and "sha256", every
-one --piece-size bytes but the last. They are read as ranges, several at once, and the last
-piece goes out only after the whole object's SHA-256 matched. s3-put joins them into one
+one --piece-size bytes but the last. From a plain-http endpoint (an S3-compatible server),
+they are the consecutive parts of one GET of the whole object (after a HEAD, and naming its
+ETag): the socket reads a piece only once the output has room for it, and a GET cut off is
+made again from the first piece not yet whole. Elsewhere (https: AWS) they are read as
+ranges, several at once. The last piece goes out only after the whole object's SHA-256
+matched. s3-put joins them into one
 object; the stages that need whole objects refuse them. The pieces of one object must all
 come from the same version of it (the same ETag, and the record's when it has one).
 
