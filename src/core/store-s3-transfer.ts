@@ -113,7 +113,7 @@ export async function readSegments(t: Target, start: number, end: number, reader
       reader.filled(segment);
     },
   });
-  return withRetries(t.policy, t.where('GetObject'), async () => {
+  const attempt = async (): Promise<RangeRead> => {
     spare ??= current;
     current = undefined;
     const from = start + done;
@@ -121,7 +121,17 @@ export async function readSegments(t: Target, start: number, end: number, reader
     const { head } = await rawGetObject(raw, { bucket: t.bucket, key: t.fullKey, range, ifMatch, bodySegments: counted(end - from), maxBody: 0, signal: t.policy.signal });
     if (start + done !== end) throw new ShortReply(`the reply ended after ${done} of ${end - start} bytes`);
     return { head, total: totalOf(head), data: Buffer.alloc(0) };
-  });
+  };
+  // Tries that brought whole segments count afresh: a long read through a slow reader (its
+  // socket paused meanwhile) may be cut more times in all than one call's tries allow.
+  for (;;) {
+    const before = done;
+    try {
+      return await withRetries(t.policy, t.where('GetObject'), attempt);
+    } catch (err) {
+      if (done === before || (err as { kind?: string }).kind !== 'transient' || t.policy.signal?.aborted) throw err;
+    }
+  }
 }
 
 function totalOf(res: GetHead): number {
