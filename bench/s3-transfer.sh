@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # S3 transfers, sluice beside aws-cli v2 (/usr/bin/aws) and rclone, against one moto S3 server:
-#   1. upload of a folder of 8 MiB files      s3-list DIR | s3-get | s3-put s3://B/P
+#   1. upload of a folder of 8 MiB files      s3-list DIR | s3-get | s3-put s3://B/P; s3-list DIR
+#                                             | s3-copy --to s3://B/P (one process)
 #                                             aws s3 cp --recursive; rclone copy
 #   2. upload of one large file               s3-list DIR | s3-get --pieces-above 64M | s3-put
-#                                             s3://B/P (one object, in 8 MiB pieces/parts)
+#                                             s3://B/P (one object, in 8 MiB pieces/parts);
+#                                             s3-list DIR | s3-copy --to s3://B/P
 #                                             aws s3 cp FILE; rclone copy
 #   3. download of both                       s3-list s3://B/P | s3-get | s3-put DIR (3b: aws's
 #                                             object, in pieces), durable and with --no-fsync
@@ -153,6 +155,9 @@ round() {
   # once checked (moto keeps every object, spooled to disk).
   measure up-sluice "s3-list $src | s3-get | s3-put --endpoint-url $url s3://$bucket/multi-sluice"
   expect_listed multi-sluice "$objects" "$total"
+  measure up-sluice-copy "s3-list $src | s3-copy --endpoint-url $url --to s3://$bucket/multi-copy > /dev/null"
+  expect_listed multi-copy "$objects" "$total"
+  remove multi-copy
   measure up-aws "/usr/bin/aws --endpoint-url $url s3 cp --recursive --only-show-errors $src s3://$bucket/multi-aws"
   expect_listed multi-aws "$objects" "$total"
   remove multi-aws
@@ -161,8 +166,9 @@ round() {
   remove multi-rclone
   echo "  1. upload, $objects files of 8 MiB"
   row "s3-list DIR | s3-get | s3-put s3://B/P (-j 8)" up-sluice
-  row "aws s3 cp --recursive DIR s3://B/P" up-aws up-sluice
-  row "rclone copy DIR X:B/P" up-rclone up-sluice
+  row "s3-list DIR | s3-copy --to s3://B/P (one process)" up-sluice-copy
+  row "aws s3 cp --recursive DIR s3://B/P (vs each)" up-aws up-sluice up-sluice-copy
+  row "rclone copy DIR X:B/P (vs each)" up-rclone up-sluice up-sluice-copy
 
   # 3a. Download of the folder's objects (sluice's upload), by each tool.
   local d
@@ -213,6 +219,10 @@ round() {
   measure up1-sluice "s3-list $work/one | s3-get --pieces-above 64M | s3-put --endpoint-url $url s3://$bucket/one-sluice"
   expect_listed one-sluice 1 "$total"
   remove one-sluice
+  # s3-copy reads a local object over 64 MiB in 8 MiB pieces too, the parts of one upload.
+  measure up1-sluice-copy "s3-list $work/one | s3-copy --endpoint-url $url --to s3://$bucket/one-copy > /dev/null"
+  expect_listed one-copy 1 "$total"
+  remove one-copy
   rm -rf "$work/one"
   # 3b. Its download, by each tool, of aws's object (one large copy on the server at a time).
   for d in sluice sluice-nofsync sluice-copy sluice-copy-nofsync aws rclone; do
@@ -231,8 +241,9 @@ round() {
   remove one-aws
   echo "  2. upload, one file of $mib MiB as one object"
   row "s3-list DIR | s3-get --pieces-above 64M | s3-put s3://B/P" up1-sluice
-  row "aws s3 cp FILE s3://B/K" up1-aws up1-sluice
-  row "rclone copy FILE X:B/P" up1-rclone up1-sluice
+  row "s3-list DIR | s3-copy --to s3://B/P (one process)" up1-sluice-copy
+  row "aws s3 cp FILE s3://B/K (vs each)" up1-aws up1-sluice up1-sluice-copy
+  row "rclone copy FILE X:B/P (vs each)" up1-rclone up1-sluice up1-sluice-copy
   echo "  3b. download, one object of $mib MiB"
   row "s3-list s3://B/P | s3-get --pieces-above 64M | s3-put DIR" down1-sluice
   row "... | s3-put --no-fsync DIR (as the peers: no flush)" down1-sluice-nofsync

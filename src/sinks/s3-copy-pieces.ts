@@ -1,6 +1,7 @@
 // How s3-copy moves a large object through this process (a local directory on either side):
-// in pieces, read as ranges a few at once and written as they come (src/core/object-pieces.ts),
-// so that memory holds a few pieces, not the object. The pieces are hashed in order; every one
+// in pieces, read as ranges a few at once (from a plain-http endpoint, as the consecutive
+// segments of one GET) and written as they come (src/core/object-pieces.ts), so that memory
+// holds a few pieces, not the object. The pieces are hashed in order; every one
 // must come from the version the copy began with (the same ETag), and the object appears at the
 // destination only once the whole SHA-256 matched what the source keeps and the record says.
 import type { BufferPool } from '../core/buffer-pool';
