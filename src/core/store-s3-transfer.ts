@@ -93,16 +93,18 @@ export async function readSegments(t: Target, start: number, end: number, reader
   const raw = t.versionId === undefined ? await rawGets(t.client) : undefined;
   if (!raw) return undefined;
   let done = 0;
+  let attempts = 0;
   let current: Buffer | undefined;
   let spare: Buffer | undefined;
-  const counted = (length: number): BodySegments => ({
+  const counted = (length: number, mine: number): BodySegments => ({
     size: reader.size,
     length,
     next() {
       if (spare) [current, spare] = [spare, undefined];
       else {
         const given = reader.next();
-        if (given instanceof Promise) return given.then((b) => (current = b));
+        // A buffer that comes after its attempt failed is kept for the next one.
+        if (given instanceof Promise) return given.then((b) => (mine === attempts ? (current = b) : (spare ??= b)));
         current = given;
       }
       return current;
@@ -114,11 +116,12 @@ export async function readSegments(t: Target, start: number, end: number, reader
     },
   });
   const attempt = async (): Promise<RangeRead> => {
+    attempts++;
     spare ??= current;
     current = undefined;
     const from = start + done;
     const range = `bytes=${from}-${end - 1}`;
-    const { head } = await rawGetObject(raw, { bucket: t.bucket, key: t.fullKey, range, ifMatch, bodySegments: counted(end - from), maxBody: 0, signal: t.policy.signal });
+    const { head } = await rawGetObject(raw, { bucket: t.bucket, key: t.fullKey, range, ifMatch, bodySegments: counted(end - from, attempts), maxBody: 0, signal: t.policy.signal });
     if (start + done !== end) throw new ShortReply(`the reply ended after ${done} of ${end - start} bytes`);
     return { head, total: totalOf(head), data: Buffer.alloc(0) };
   };
