@@ -177,12 +177,9 @@ export interface ObjectStore {
    */
   listVersions(prefix: string, opts?: ListOptions): AsyncIterable<VersionInfo[]>;
 
-  /**
-   * Bytes [start, end) of the current object, whose ETag is `ifMatch`, streamed through the
-   * reader's buffers in segments (raw-http.ts) by one request, taken up again where a transfer
-   * broke off; its description as the reply gave it. Undefined, having read nothing, where
-   * ranges are the better way (a store on https; a directory). Only some stores have it.
-   */
+  /** Bytes [start, end) of the current object (ETag `ifMatch`) by one request, in segments
+   * (raw-http.ts), resumed where a transfer broke off; its description as the reply gave it.
+   * Undefined, having read nothing, where ranges are better (https, a directory). Optional. */
   readSegments?(key: string, range: { start: number; end: number }, reader: BodySegments, ifMatch: string): Promise<ObjectInfo | undefined>;
   /** Whether readSegments() streams here (else it gives undefined). */
   streamsReads?(): Promise<boolean>;
