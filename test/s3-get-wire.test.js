@@ -35,7 +35,27 @@ function objects() {
   return new Map(Object.entries(spec));
 }
 
-function startServer(stored, { corrupt } = {}) {
+// A listing page holds at most this many entries here, so that a listing takes several.
+const PAGE = 2;
+
+/** A ListObjectsV2 reply as S3 writes one asked for with encoding-type=url (a space as "+"). */
+function listReply(stored, params, { brokenListing }) {
+  const encode = (key) => encodeURIComponent(key).replace(/%20/g, '+').replace(/%2F/g, '/');
+  const prefix = params.get('prefix') ?? '';
+  const after = params.has('continuation-token') ? Buffer.from(params.get('continuation-token'), 'base64').toString() : params.get('start-after') ?? '';
+  const all = [...stored.keys()].map((k) => `p/${k}`).filter((k) => k.startsWith(prefix) && Buffer.compare(Buffer.from(k), Buffer.from(after)) > 0);
+  all.sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
+  const page = all.slice(0, Math.min(PAGE, Number(params.get('max-keys') ?? 1000)));
+  const truncated = all.length > page.length;
+  const entries = page.map((k) => {
+    const data = stored.get(k.slice(2)).data;
+    return `<Contents><Key>${encode(k)}</Key><LastModified>2026-01-02T00:00:00.000Z</LastModified><ETag>&quot;${md5(data)}&quot;</ETag><Size>${data.length}</Size><Owner><ID>x</ID></Owner><StorageClass>STANDARD</StorageClass></Contents>`;
+  });
+  const token = truncated && !brokenListing ? `<NextContinuationToken>${Buffer.from(page.at(-1)).toString('base64')}</NextContinuationToken>` : '';
+  return `<?xml version="1.0" encoding="UTF-8"?>\n<ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Name>bkt</Name><Prefix>${encode(prefix)}</Prefix><KeyCount>${page.length}</KeyCount><MaxKeys>1000</MaxKeys><EncodingType>url</EncodingType><IsTruncated>${truncated}</IsTruncated>${entries.join('')}${token}</ListBucketResult>`;
+}
+
+function startServer(stored, { corrupt, brokenListing } = {}) {
   const seen = [];
   const server = http.createServer(async (req, res) => {
     for await (const _ of req);
@@ -45,6 +65,11 @@ function startServer(stored, { corrupt } = {}) {
     if (problem) {
       res.writeHead(403, { 'content-type': 'application/xml' });
       return res.end(`<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>SignatureDoesNotMatch</Code><Message>The request signature we calculated does not match</Message></Error>`);
+    }
+    const params = new URLSearchParams(req.url.split('?')[1] ?? '');
+    if (rawPath === '/bkt' && params.get('list-type') === '2') {
+      res.writeHead(200, { 'content-type': 'application/xml' });
+      return res.end(listReply(stored, params, { brokenListing }));
     }
     const key = decodeURIComponent(rawPath).replace(/^\/bkt\/p\//, '');
     const object = stored.get(key);
@@ -137,6 +162,43 @@ test('a wrong secret, a missing key and corrupt bytes fail with the key named an
     const pieces = partial.filter((x) => x.type === 'object');
     assert.ok(pieces.length < 3, `${pieces.length} of the 3 pieces went out`);
     assert.ok(!partial.some((x) => x.type === 'end'), 'and no trailer');
+  } finally {
+    await server.close();
+  }
+});
+
+test('s3-list signs its own ListObjectsV2 as S3 checks them, and reads every page of URL-encoded keys', async () => {
+  const stored = objects();
+  const server = await startServer(stored);
+  try {
+    const inOrder = [...stored.keys()].sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
+    let r = await sh(`s3-list --endpoint-url ${server.url} s3://bkt/p`, { env });
+    assert.strictEqual(r.code, 0, describe(r));
+    assert.deepStrictEqual(server.seen.filter((s) => s.problem), [], 'every request is signed right');
+    assert.deepStrictEqual(server.seen.filter((s) => s.sdk), [], 'none goes through the SDK');
+    assert.strictEqual(server.seen.length, Math.ceil(stored.size / PAGE), 'one request per page');
+    const listed = r.stdout.toString().trim().split('\n').map((line) => JSON.parse(line));
+    assert.deepStrictEqual(listed.filter((x) => x.type === 'object').map((x) => [x.key, x.size, x.etag]), inOrder.map((k) => [k, stored.get(k).data.length, `"${md5(stored.get(k).data)}"`]));
+    assert.strictEqual(listed.at(-1).type, 'end');
+    // After a key: the pages that follow it, from S3's start-after.
+    server.seen.length = 0;
+    r = await sh(`s3-list --endpoint-url ${server.url} --start-after ${JSON.stringify(inOrder[1])} s3://bkt/p`, { env });
+    assert.strictEqual(r.code, 0, describe(r));
+    assert.deepStrictEqual(server.seen.filter((s) => s.problem), [], 'signed right, with start-after');
+    const after = r.stdout.toString().trim().split('\n').map((line) => JSON.parse(line)).filter((x) => x.type === 'object').map((x) => x.key);
+    assert.deepStrictEqual(after, inOrder.slice(2));
+  } finally {
+    await server.close();
+  }
+});
+
+test('a listing that says it goes on without a continuation token fails, with no trailer', async () => {
+  const server = await startServer(objects(), { brokenListing: true });
+  try {
+    const r = await sh(`s3-list --endpoint-url ${server.url} s3://bkt/p`, { env });
+    assert.strictEqual(r.code, 1, describe(r));
+    assert.match(r.stderr, /s3:\/\/bkt\/p\/: ListObjectsV2: InvalidReply: the listing says it goes on, without a continuation token/);
+    assert.ok(!r.stdout.toString().includes('"type":"end"'), 'no end record: the listing is known to be incomplete');
   } finally {
     await server.close();
   }

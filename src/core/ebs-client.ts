@@ -10,6 +10,7 @@ import { setMaxListeners } from 'node:events';
 import http from 'node:http';
 import https from 'node:https';
 import { EBSClient } from '@aws-sdk/client-ebs';
+import { quietSdkWarnings } from './aws-credentials';
 import { intFlag, stringFlag, type Args, type Context, type FlagSpec } from './command';
 import { AdaptiveRate } from './ebs-rate';
 import { Retrier } from './ebs-retry';
@@ -76,9 +77,7 @@ export class EbsSession {
     readonly ctx: Context,
     readonly settings: EbsSettings,
   ) {
-    // The SDK warns on stderr, once per process, that SDK releases from 2027 need Node 22: news
-    // about future releases of a dependency, not about this run, in the middle of a pipeline.
-    process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+    quietSdkWarnings();
     // Every request in flight listens on the command's abort signal.
     setMaxListeners(0, ctx.signal);
     const sockets = settings.jobs + 8;

@@ -1,6 +1,6 @@
 // AWS requests made without an SDK client: signed by the SDK's own SigV4 signer (taken from an
-// SDK client, so the credentials, region and identity are the SDK's), sent on keep-alive
-// sockets (http-exchange.ts; on plain http, read straight into the body's buffer by
+// SDK client, so the credentials, region and identity are the SDK's) or, for S3 on plain http,
+// by sigv4.ts without loading the SDK (store-s3-raw-get.ts); sent on keep-alive sockets (http-exchange.ts; on plain http, read straight into the body's buffer by
 // raw-http.ts). The calls that go this way: EBS GetSnapshotBlock, made hundreds of times a
 // second, where the SDK's per-request machinery cost about 1.5 ms of CPU (ebs-block-get.ts);
 // EC2 DescribeSnapshots, whose SDK client takes about 60 MiB of memory once loaded
@@ -11,8 +11,11 @@
 import type https from 'node:https';
 import { HttpEndpoint, type Reply } from './http-exchange';
 import type { BodySegments } from './raw-http';
+import { canonicalQuery, escapeUri, type SignableRequest } from './sigv4';
 
-/** What signed requests take from an SDK client and its settings. */
+export { escapeUri };
+
+/** What signed requests take from an SDK client (or sigv4.ts) and its settings. */
 export interface SigningClient {
   /** The client's config: its signer, and the offset from our clock to the service's it keeps. */
   config: { signer: (authScheme: never) => Promise<unknown>; systemClockOffset: number };
@@ -23,17 +26,6 @@ export interface SigningClient {
 
 interface Signer {
   sign(request: SignableRequest, options: { signingDate: Date; signingService?: string }): Promise<SignableRequest>;
-}
-
-interface SignableRequest {
-  method: string;
-  protocol: string;
-  hostname: string;
-  port?: number;
-  path: string;
-  query: Record<string, string>;
-  headers: Record<string, string>;
-  body?: string;
 }
 
 export interface Request {
@@ -106,7 +98,7 @@ export class SignedRequests {
       { method: req.method, protocol: url.protocol, hostname: url.hostname, port: url.port ? Number(url.port) : undefined, path, query, headers, body: req.body },
       { signingDate: new Date(Date.now() + this.client.config.systemClockOffset), signingService: this.service },
     );
-    const search = Object.entries(query).map(([k, v]) => `${escapeUri(k)}=${escapeUri(v)}`).join('&');
+    const search = canonicalQuery(query);
     const target = search ? `${signed.path}?${search}` : signed.path;
     const reply = await endpoint.send({ method: req.method, target, headers: { ...signed.headers, 'user-agent': this.userAgent }, body: req.body, ...body }, signal);
     if (reply.status < 200 || reply.status >= 300) throw errorOf(reply);
@@ -142,11 +134,6 @@ export class SignedRequests {
 
 function isClockSkew(err: unknown): boolean {
   return CLOCK_SKEW_ERRORS.has((err as { name?: string } | undefined)?.name ?? '');
-}
-
-/** RFC 3986 escaping, as SigV4 canonicalises the path and query it signs. */
-export function escapeUri(text: string): string {
-  return encodeURIComponent(text).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
 }
 
 /** An XML element's text, its entities decoded. */

@@ -5,17 +5,8 @@
 // journal recorded and the SHA-256 of the bytes it would send now is the one sent then, and
 // sends the rest. Without a journal, an upload that cannot complete is aborted (no orphan parts
 // left to bill); with one it is kept for the rerun, and `s3-put --abort-stale` removes it.
-import {
-  AbortMultipartUploadCommand,
-  CompleteMultipartUploadCommand,
-  CreateMultipartUploadCommand,
-  ListMultipartUploadsCommand,
-  ListPartsCommand,
-  UploadPartCommand,
-  type CompletedPart,
-  type Part,
-  type StorageClass,
-} from '@aws-sdk/client-s3';
+import type { CompletedPart, Part, StorageClass } from '@aws-sdk/client-s3';
+import { s3Sdk } from './store-s3-client';
 import { sha256b64 } from './digest';
 import { eachLimited } from './each-limited';
 import { decodeListedKey } from './store-s3-records';
@@ -108,14 +99,14 @@ export async function beginUpload(t: Target, id: UploadIdentity, journal: Upload
     async send(n, body) {
       // The SDK sends the part's CRC32, which S3 checks on arrival.
       const res = await withRetries(t.policy, t.where(`UploadPart ${n}`), () =>
-        t.client.send(new UploadPartCommand({ Bucket: t.bucket, Key: t.fullKey, UploadId: uploadId, PartNumber: n, Body: body, ChecksumAlgorithm: 'CRC32' }), { abortSignal: t.policy.signal }),
+        t.client.send(new (s3Sdk().UploadPartCommand)({ Bucket: t.bucket, Key: t.fullKey, UploadId: uploadId, PartNumber: n, Body: body, ChecksumAlgorithm: 'CRC32' }), { abortSignal: t.policy.signal }),
       );
       await journal?.partDone(url, key!, uploadId, { part: n, size: body.length, etag: res.ETag!, crc32: res.ChecksumCRC32, sha256: sha256b64(body) });
       return { PartNumber: n, ETag: res.ETag, ChecksumCRC32: res.ChecksumCRC32 };
     },
     async complete(parts) {
       const done = await withRetries(t.policy, t.where('CompleteMultipartUpload'), () =>
-        t.client.send(new CompleteMultipartUploadCommand({ Bucket: t.bucket, Key: t.fullKey, UploadId: uploadId, MultipartUpload: { Parts: parts } }), { abortSignal: t.policy.signal }),
+        t.client.send(new (s3Sdk().CompleteMultipartUploadCommand)({ Bucket: t.bucket, Key: t.fullKey, UploadId: uploadId, MultipartUpload: { Parts: parts } }), { abortSignal: t.policy.signal }),
       );
       ended = true;
       await journal?.ended(url, key!, uploadId, 'completed');
@@ -141,14 +132,14 @@ export async function beginUpload(t: Target, id: UploadIdentity, journal: Upload
 
 /** Ends an upload and frees its parts; best effort, and not under the command's signal. */
 export async function abortUpload(t: Target, uploadId: string): Promise<void> {
-  await t.client.send(new AbortMultipartUploadCommand({ Bucket: t.bucket, Key: t.fullKey, UploadId: uploadId })).catch(() => {});
+  await t.client.send(new (s3Sdk().AbortMultipartUploadCommand)({ Bucket: t.bucket, Key: t.fullKey, UploadId: uploadId })).catch(() => {});
 }
 
 /** Begins a multipart upload (parts sent with their CRC32); gives its id. */
 export async function createUpload(t: Target, id: Pick<UploadIdentity, 'storageClass' | 'metadata'>): Promise<string> {
   const created = await withRetries(t.policy, t.where('CreateMultipartUpload'), () =>
     t.client.send(
-      new CreateMultipartUploadCommand({ Bucket: t.bucket, Key: t.fullKey, StorageClass: id.storageClass as StorageClass | undefined, Metadata: id.metadata, ChecksumAlgorithm: 'CRC32' }),
+      new (s3Sdk().CreateMultipartUploadCommand)({ Bucket: t.bucket, Key: t.fullKey, StorageClass: id.storageClass as StorageClass | undefined, Metadata: id.metadata, ChecksumAlgorithm: 'CRC32' }),
       { abortSignal: t.policy.signal },
     ),
   );
@@ -210,7 +201,7 @@ async function listParts(t: Target, uploadId: string): Promise<Part[]> {
   let marker: string | undefined;
   do {
     const res = await withRetries(t.policy, t.where('ListParts'), () =>
-      t.client.send(new ListPartsCommand({ Bucket: t.bucket, Key: t.fullKey, UploadId: uploadId, PartNumberMarker: marker }), { abortSignal: t.policy.signal }),
+      t.client.send(new (s3Sdk().ListPartsCommand)({ Bucket: t.bucket, Key: t.fullKey, UploadId: uploadId, PartNumberMarker: marker }), { abortSignal: t.policy.signal }),
     );
     parts.push(...(res.Parts ?? []));
     marker = res.IsTruncated ? res.NextPartNumberMarker : undefined;
@@ -222,12 +213,12 @@ async function listParts(t: Target, uploadId: string): Promise<Part[]> {
  * The multipart uploads under `prefix` (keys made relative to `storePrefix`) begun and never completed or aborted, in key order (and
  * by start time for one key), page by page.
  */
-export async function* listUploads(t: Omit<Target, 'fullKey'>, prefix: string, storePrefix: string): AsyncGenerator<UnfinishedWrite[]> {
+export async function* listUploads(t: Omit<Target, 'fullKey' | 'raw'>, prefix: string, storePrefix: string): AsyncGenerator<UnfinishedWrite[]> {
   let keyMarker: string | undefined;
   let uploadIdMarker: string | undefined;
   do {
     const res = await withRetries(t.policy, t.where('ListMultipartUploads'), () =>
-      t.client.send(new ListMultipartUploadsCommand({ Bucket: t.bucket, Prefix: prefix, KeyMarker: keyMarker, UploadIdMarker: uploadIdMarker, EncodingType: 'url' }), { abortSignal: t.policy.signal }),
+      t.client.send(new (s3Sdk().ListMultipartUploadsCommand)({ Bucket: t.bucket, Prefix: prefix, KeyMarker: keyMarker, UploadIdMarker: uploadIdMarker, EncodingType: 'url' }), { abortSignal: t.policy.signal }),
     );
     const page = (res.Uploads ?? []).map((u) => ({ key: decodeListedKey(u.Key!).slice(storePrefix.length), id: u.UploadId!, started: u.Initiated ?? new Date(0) }));
     if (page.length) yield page;
@@ -241,7 +232,7 @@ export async function* listUploads(t: Omit<Target, 'fullKey'>, prefix: string, s
 export async function abortNamedUpload(t: Target, uploadId: string): Promise<void> {
   try {
     await withRetries(t.policy, t.where('AbortMultipartUpload'), () =>
-      t.client.send(new AbortMultipartUploadCommand({ Bucket: t.bucket, Key: t.fullKey, UploadId: uploadId }), { abortSignal: t.policy.signal }),
+      t.client.send(new (s3Sdk().AbortMultipartUploadCommand)({ Bucket: t.bucket, Key: t.fullKey, UploadId: uploadId }), { abortSignal: t.policy.signal }),
     );
   } catch (err) {
     if ((err as { cause?: { name?: string } }).cause?.name !== 'NoSuchUpload') throw err;

@@ -1,6 +1,6 @@
 // GetObject without the SDK's client where the endpoint is plain http (an S3-compatible server,
-// addressed path style: http://HOST:PORT/BUCKET/KEY): signed by the S3 client's own signer
-// (signed-requests.ts) and read by raw-http.ts straight into the buffer the range belongs in.
+// addressed path style: http://HOST:PORT/BUCKET/KEY): signed by sigv4.ts (signed-requests.ts)
+// and read by raw-http.ts straight into the buffer the range belongs in.
 // Through the SDK, every 64 KiB of a reply came in a buffer of its own and was copied again
 // into place, and each request went through the middleware stack: for a download at hundreds
 // of MiB/s, most of a CPU core.
@@ -8,41 +8,38 @@
 // Replies are described as the SDK describes them (the fields of GetObjectCommandOutput the
 // store reads), and errors are shaped as its errors are, so store-s3-errors.ts treats both ways
 // alike. Reads of a given version still go through the SDK (store-s3-versions.ts).
-import type { GetObjectCommandOutput, S3Client, StorageClass } from '@aws-sdk/client-s3';
+import type { GetObjectCommandOutput, StorageClass } from '@aws-sdk/client-s3';
+import { credentialSource } from './aws-credentials';
 import type { BodySegments } from './raw-http';
-import { escapeUri, SignedRequests, type Reply } from './signed-requests';
-import { REQUEST_TIMEOUT_MS } from './store-s3-client';
+import { SignedRequests, type Reply } from './signed-requests';
+import { escapeUri, SigV4Signer } from './sigv4';
+import { REQUEST_TIMEOUT_MS, resolveS3Settings } from './store-s3-client';
+import type { S3Settings } from './store-s3-flags';
 
 // The SHA-256 of an empty body, which a GET signs for.
-const EMPTY_SHA256 = 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855';
+export const EMPTY_SHA256 = 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855';
 const META = 'x-amz-meta-';
 
 export type GetHead = Omit<GetObjectCommandOutput, 'Body'>;
 
-interface S3Config {
-  isCustomEndpoint?: boolean;
-  forcePathStyle?: boolean;
-  endpoint?: () => Promise<{ protocol: string; hostname: string; port?: number; path: string }>;
-  signer: (authScheme: never) => Promise<unknown>;
-  systemClockOffset: number;
-}
+const requests = new Map<string, SignedRequests | undefined>();
 
-const gets = new WeakMap<S3Client, Promise<SignedRequests | undefined>>();
-
-/** Signed requests to the client's endpoint when it is plain http, path style; else undefined. */
-export function rawGets(client: S3Client): Promise<SignedRequests | undefined> {
-  let found = gets.get(client);
-  if (!found) gets.set(client, (found = resolve(client.config as unknown as S3Config)));
-  return found;
-}
-
-async function resolve(config: S3Config): Promise<SignedRequests | undefined> {
-  if (!config.isCustomEndpoint || !config.forcePathStyle || !config.endpoint) return undefined;
-  const endpoint = await config.endpoint();
-  if (endpoint.protocol !== 'http:') return undefined;
-  const host = endpoint.hostname.includes(':') && !endpoint.hostname.startsWith('[') ? `[${endpoint.hostname}]` : endpoint.hostname;
-  const url = `http://${host}${endpoint.port ? `:${endpoint.port}` : ''}${endpoint.path}`;
-  return new SignedRequests({ config, requestTimeoutMs: REQUEST_TIMEOUT_MS }, 's3', async () => url, 'sluice');
+/**
+ * Signed requests to the settings' endpoint when it is plain http, addressed path style (not
+ * AWS's); else undefined. They are signed here (sigv4.ts), with the credentials of the SDK's
+ * chain (aws-credentials.ts), and need none of the SDK's modules loaded.
+ */
+export function rawRequests(given: S3Settings): SignedRequests | undefined {
+  const settings = resolveS3Settings(given);
+  if (requests.has(settings.id)) return requests.get(settings.id);
+  let made: SignedRequests | undefined;
+  if (settings.custom && settings.endpoint !== undefined && new URL(settings.endpoint).protocol === 'http:') {
+    const signer = new SigV4Signer(credentialSource(settings.profile), settings.region ?? 'us-east-1');
+    const url = settings.endpoint;
+    made = new SignedRequests({ config: { signer: async () => signer, systemClockOffset: 0 }, requestTimeoutMs: REQUEST_TIMEOUT_MS }, 's3', async () => url, 'sluice');
+  }
+  requests.set(settings.id, made);
+  return made;
 }
 
 export interface RawGet {

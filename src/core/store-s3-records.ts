@@ -32,8 +32,9 @@ export function decodeListedKey(encoded: string): string {
 }
 
 /** A ListObjectsV2 entry (listed with EncodingType url), its key made relative to `prefix`. */
-export function listedObject(o: _Object, prefix: string): ObjectInfo {
-  const full = decodeListedKey(o.Key ?? '');
+export function listedObject(o: _Object, prefix: string, encoded: boolean): ObjectInfo {
+  // A server that ignored the encoding asked for sends keys as they are.
+  const full = encoded ? decodeListedKey(o.Key ?? '') : o.Key ?? '';
   const info: ObjectInfo = { key: full.slice(prefix.length), size: o.Size ?? 0, mtime: o.LastModified ?? new Date(0) };
   if (o.ETag !== undefined) info.etag = o.ETag;
   if (o.StorageClass !== undefined) info.storageClass = o.StorageClass;

@@ -1,6 +1,7 @@
 // Restores on S3, of the current object or of one version: the state HeadObject's
 // x-amz-restore header gives, and RestoreObject.
-import { HeadObjectCommand, RestoreObjectCommand, type HeadObjectCommandOutput, type Tier } from '@aws-sdk/client-s3';
+import type { HeadObjectCommandOutput, Tier } from '@aws-sdk/client-s3';
+import { s3Sdk } from './store-s3-client';
 import { withRetries } from './store-s3-errors';
 import type { Target } from './store-s3-transfer';
 import { versionTarget } from './store-s3-versions';
@@ -56,7 +57,7 @@ export async function restoreAt(t: Target, opts: RestoreOptions): Promise<Restor
   try {
     await withRetries(t.policy, where, () =>
       t.client.send(
-        new RestoreObjectCommand({ Bucket: t.bucket, Key: t.fullKey, VersionId: versionId, RestoreRequest: { Days: opts.days, GlacierJobParameters: { Tier: opts.tier as Tier } } }),
+        new (s3Sdk().RestoreObjectCommand)({ Bucket: t.bucket, Key: t.fullKey, VersionId: versionId, RestoreRequest: { Days: opts.days, GlacierJobParameters: { Tier: opts.tier as Tier } } }),
         { abortSignal: t.policy.signal },
       ),
     );
@@ -74,7 +75,7 @@ export async function restoreAt(t: Target, opts: RestoreOptions): Promise<Restor
 async function headOf(t: Target, versionId: string | undefined, sent: string | undefined): Promise<HeadObjectCommandOutput> {
   const v = sent === undefined ? t : versionTarget(t, sent);
   try {
-    return await withRetries(t.policy, v.where('HeadObject'), () => v.client.send(new HeadObjectCommand({ Bucket: t.bucket, Key: t.fullKey }), { abortSignal: t.policy.signal }));
+    return await withRetries(t.policy, v.where('HeadObject'), () => v.client.send(new (s3Sdk().HeadObjectCommand)({ Bucket: t.bucket, Key: t.fullKey }), { abortSignal: t.policy.signal }));
   } catch (err) {
     // A HEAD's 404 has no body that could tell a missing version from a missing object: the
     // message names the version that was asked for.

@@ -1,8 +1,10 @@
 // Moving bytes of one S3 object: a GET of a byte range copied straight into its place in the
 // object's buffer, and the part sizes of multipart uploads (store-s3-multipart.ts).
-import { GetObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import type { S3Client } from '@aws-sdk/client-s3';
+import { s3Sdk } from './store-s3-client';
 import { ShortReply, withRetries, type RetryPolicy, type Where } from './store-s3-errors';
-import { rawGetObject, rawGets, type GetHead } from './store-s3-raw-get';
+import { rawGetObject, type GetHead } from './store-s3-raw-get';
+import type { SignedRequests } from './signed-requests';
 import type { GetOptions } from './store';
 import type { BodySegments } from './raw-http';
 
@@ -19,7 +21,10 @@ export function partSizeFor(size: number, preferred: number): number {
 }
 
 export interface Target {
-  client: S3Client;
+  /** The SDK's client (loaded when first asked for). */
+  readonly client: S3Client;
+  /** Requests without the SDK (store-s3-raw-get.ts), where the endpoint allows them. */
+  raw: SignedRequests | undefined;
   bucket: string;
   /** The key in the bucket (store prefix included). */
   fullKey: string;
@@ -46,7 +51,7 @@ export interface RangeRead {
  */
 export async function readRange(t: Target, start: number, length: number | undefined, opts: { into?: Buffer; ifMatch?: string; buffer?: GetOptions['buffer'] } = {}): Promise<RangeRead> {
   let given: Buffer | undefined;
-  const raw = t.versionId === undefined ? await rawGets(t.client) : undefined;
+  const raw = t.versionId === undefined ? t.raw : undefined;
   return withRetries(t.policy, t.where('GetObject'), async () => {
     const range = length !== undefined ? `bytes=${start}-${start + length - 1}` : start > 0 ? `bytes=${start}-` : undefined;
     // The buffer a reply of `expected` bytes is read into.
@@ -65,7 +70,7 @@ export async function readRange(t: Target, start: number, length: number | undef
       if (body.length !== expected) throw new ShortReply(`the reply holds ${body.length} bytes, ${expected} were asked for`);
       return { head, total, data: body };
     }
-    const res = await t.client.send(new GetObjectCommand({ Bucket: t.bucket, Key: t.fullKey, Range: range, IfMatch: opts.ifMatch }), { abortSignal: t.policy.signal });
+    const res = await t.client.send(new (s3Sdk().GetObjectCommand)({ Bucket: t.bucket, Key: t.fullKey, Range: range, IfMatch: opts.ifMatch }), { abortSignal: t.policy.signal });
     const { Body: body, ...head } = res;
     const total = totalOf(res);
     const expected = Math.min(length ?? total, Math.max(0, total - start));
@@ -90,7 +95,7 @@ export async function readRange(t: Target, start: number, length: number | undef
  * used again). Every request names the ETag (If-Match), so every byte is of one object.
  */
 export async function readSegments(t: Target, start: number, end: number, reader: BodySegments, ifMatch: string): Promise<RangeRead | undefined> {
-  const raw = t.versionId === undefined ? await rawGets(t.client) : undefined;
+  const raw = t.versionId === undefined ? t.raw : undefined;
   if (!raw) return undefined;
   let done = 0;
   let attempts = 0;

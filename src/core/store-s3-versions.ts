@@ -1,6 +1,7 @@
 // Versions on S3: ListObjectVersions pages as the contract's VersionInfo, and reads of one
 // version of an object.
-import { GetObjectCommand, HeadObjectCommand, ListObjectVersionsCommand, type DeleteMarkerEntry, type ListObjectVersionsCommandOutput, type ObjectVersion, type S3Client } from '@aws-sdk/client-s3';
+import type { DeleteMarkerEntry, ListObjectVersionsCommandOutput, ObjectVersion, S3Client } from '@aws-sdk/client-s3';
+import { s3Sdk } from './store-s3-client';
 import { describeError, withRetries, type RetryPolicy } from './store-s3-errors';
 import type { Target } from './store-s3-transfer';
 import { compareKeys, NotFoundError, NULL_VERSION, pageSizeOf, type DeleteMarker, type ListOptions, type StoredVersion, type VersionInfo } from './store';
@@ -23,7 +24,7 @@ export async function* listVersions(s: VersionSource, prefix: string, opts: List
   for (;;) {
     const res = await withRetries(s.policy, { url: s.url, op: 'ListObjectVersions' }, () =>
       s.client.send(
-        new ListObjectVersionsCommand({
+        new (s3Sdk().ListObjectVersionsCommand)({
           Bucket: s.bucket,
           Prefix: s.prefix + prefix,
           MaxKeys: pageSize,
@@ -83,6 +84,7 @@ function keyIn(res: ListObjectVersionsCommandOutput, key: string | undefined): s
 export function versionTarget(t: Target, versionId: string): Target {
   const send = t.client.send.bind(t.client) as (command: unknown, options?: unknown) => Promise<unknown>;
   const { url, key } = t.where('GetObject');
+  const { GetObjectCommand, HeadObjectCommand } = s3Sdk();
   const client = new Proxy(t.client, {
     get(target, property, receiver) {
       if (property !== 'send') return Reflect.get(target, property, receiver);

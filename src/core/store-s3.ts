@@ -7,11 +7,11 @@
 // a multipart upload carry their CRC32. Reads check the length, that SHA-256 when the object
 // has one, and else the MD5 that a single-part object's ETag is.
 import { setMaxListeners } from 'node:events';
-import { DeleteObjectsCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand, type S3Client, type StorageClass } from '@aws-sdk/client-s3';
+import type { S3Client, StorageClass } from '@aws-sdk/client-s3';
 import { digestOf, type ShaPool } from './sha-pool';
 import { eachLimited } from './each-limited';
 import { IntegrityError } from './errors';
-import { s3Client } from './store-s3-client';
+import { s3Client, s3Sdk } from './store-s3-client';
 import type { S3Settings } from './store-s3-flags';
 import { DEFAULT_MAX_TRIES, S3ReplyError, withRetries, type RetryPolicy } from './store-s3-errors';
 import { checkOf, declarePayloadHash, mismatch } from './store-s3-checks';
@@ -20,7 +20,9 @@ import { DEFAULT_PART_SIZE, MIN_PART_SIZE } from './store-s3-limits';
 import { abortNamedUpload, listUploads, uploadParts } from './store-s3-multipart';
 import { PART_JOBS, readRange, readSegments, type Target } from './store-s3-transfer';
 import type { BodySegments } from './raw-http';
-import { rawGets } from './store-s3-raw-get';
+import { rawRequests } from './store-s3-raw-get';
+import { rawListPage, type ListPage, type ListPageAsk } from './store-s3-raw-list';
+import type { SignedRequests } from './signed-requests';
 import { startPieces } from './store-s3-pieces';
 import { listVersions, versionTarget } from './store-s3-versions';
 import { restoreAt, restoreStateAt } from './store-s3-restore';
@@ -33,15 +35,22 @@ export interface S3StoreOptions extends S3Settings {
   partSize?: number;
   /** Tries of one call before a transient failure is final. */
   maxTries?: number;
+  /**
+   * False: every call through the SDK's client, even where requests can go without it (plain
+   * http: store-s3-raw-get.ts), as they do on AWS's https endpoints; for tests of that way.
+   */
+  raw?: boolean;
 }
 
 export class S3Store implements ObjectStore {
   readonly url: string;
-  /** One per endpoint, region and profile: two stores with the same client can copy server-side. */
-  readonly client: S3Client;
+  private sdkClient: S3Client | undefined;
+  /** Requests that go without the SDK, on a plain-http endpoint; else undefined. */
+  private readonly raw: SignedRequests | undefined;
   private readonly policy: RetryPolicy;
   private readonly partSize: number;
   private readonly sha: ShaPool | undefined;
+  private readonly settings: S3StoreOptions;
 
   constructor(
     readonly bucket: string,
@@ -50,7 +59,8 @@ export class S3Store implements ObjectStore {
     opts: S3StoreOptions = {},
   ) {
     this.url = `s3://${bucket}/${prefix}`;
-    this.client = s3Client(opts);
+    this.raw = opts.raw === false ? undefined : rawRequests(opts);
+    this.settings = opts;
     this.partSize = opts.partSize ?? DEFAULT_PART_SIZE;
     this.sha = opts.sha;
     if (!(this.partSize >= MIN_PART_SIZE)) throw new RangeError(`part size must be at least ${MIN_PART_SIZE} bytes, got ${this.partSize}`);
@@ -59,29 +69,45 @@ export class S3Store implements ObjectStore {
     this.policy = { maxTries: opts.maxTries ?? DEFAULT_MAX_TRIES, signal: opts.signal };
   }
 
+  /**
+   * The SDK's client for these settings (one per endpoint, region and profile: two stores with
+   * the same client can copy server-side), loaded by the first call that needs it.
+   */
+  get client(): S3Client {
+    return (this.sdkClient ??= s3Client(this.settings));
+  }
+
   async *list(prefix: string, opts: ListOptions = {}): AsyncGenerator<ObjectInfo[]> {
-    const pageSize = pageSizeOf(opts);
+    const ask = { bucket: this.bucket, prefix: this.prefix + prefix, maxKeys: pageSizeOf(opts), signal: this.policy.signal };
+    // S3 ignores StartAfter once a continuation token is given.
+    const startAfter = opts.startAfter === undefined ? undefined : this.prefix + opts.startAfter;
     let token: string | undefined;
     do {
-      const res = await withRetries(this.policy, { url: this.url, op: 'ListObjectsV2' }, () =>
-        this.client.send(
-          new ListObjectsV2Command({
-            Bucket: this.bucket,
-            Prefix: this.prefix + prefix,
-            MaxKeys: pageSize,
-            // S3 ignores StartAfter once a continuation token is given.
-            StartAfter: opts.startAfter === undefined || token ? undefined : this.prefix + opts.startAfter,
-            ContinuationToken: token,
-            // XML cannot carry every character a key may hold (U+0001...): keys come URL-encoded.
-            EncodingType: 'url',
-          }),
-          { abortSignal: this.policy.signal },
-        ),
-      );
-      const page = (res.Contents ?? []).map((o) => listedObject(o, this.prefix));
-      if (page.length) yield page;
-      token = res.IsTruncated ? res.NextContinuationToken : undefined;
-    } while (token);
+      const page = await withRetries(this.policy, { url: this.url, op: 'ListObjectsV2' }, () => this.listPage({ ...ask, startAfter, token }));
+      const objects = page.contents.map((o) => listedObject(o, this.prefix, page.encoded));
+      if (objects.length) yield objects;
+      token = page.next;
+    } while (token !== undefined);
+  }
+
+  private async listPage(ask: ListPageAsk): Promise<ListPage> {
+    if (this.raw) return rawListPage(this.raw, ask);
+    const { ListObjectsV2Command } = s3Sdk();
+    const res = await this.client.send(
+      new ListObjectsV2Command({
+        Bucket: ask.bucket,
+        Prefix: ask.prefix,
+        MaxKeys: ask.maxKeys,
+        StartAfter: ask.token === undefined ? ask.startAfter : undefined,
+        ContinuationToken: ask.token,
+        // XML cannot carry every character a key may hold (U+0001...): keys come URL-encoded.
+        EncodingType: 'url',
+      }),
+      { abortSignal: ask.signal },
+    );
+    // A listing that goes on without saying where would end here, incomplete and unnoticed.
+    if (res.IsTruncated && !res.NextContinuationToken) throw Object.assign(new Error('the listing says it goes on, without a continuation token'), { name: 'InvalidReply' });
+    return { contents: res.Contents ?? [], next: res.IsTruncated ? res.NextContinuationToken : undefined, encoded: res.EncodingType === 'url' };
   }
 
   listVersions(prefix: string, opts: ListOptions = {}) {
@@ -90,7 +116,7 @@ export class S3Store implements ObjectStore {
 
   async head(key: string, versionId?: string): Promise<ObjectInfo> {
     const t = versionId === undefined ? this.target(key) : versionTarget(this.target(key), versionId);
-    const res = await withRetries(this.policy, t.where('HeadObject'), () => t.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: t.fullKey }), { abortSignal: this.policy.signal }));
+    const res = await withRetries(this.policy, t.where('HeadObject'), () => t.client.send(new (s3Sdk().HeadObjectCommand)({ Bucket: this.bucket, Key: t.fullKey }), { abortSignal: this.policy.signal }));
     return describeObject(key, res, res.ContentLength ?? 0);
   }
 
@@ -153,7 +179,7 @@ export class S3Store implements ObjectStore {
       return { etag: done.etag, sha256, versionId: versionOf(done.versionId) };
     }
     const res = await withRetries(this.policy, t.where('PutObject'), () => {
-      const put = new PutObjectCommand({ Bucket: this.bucket, Key: t.fullKey, Body: data, ChecksumSHA256: sha256, StorageClass: opts.storageClass as StorageClass | undefined, Metadata: metadata });
+      const put = new (s3Sdk().PutObjectCommand)({ Bucket: this.bucket, Key: t.fullKey, Body: data, ChecksumSHA256: sha256, StorageClass: opts.storageClass as StorageClass | undefined, Metadata: metadata });
       declarePayloadHash(put, sha256);
       return this.client.send(put, { abortSignal: this.policy.signal });
     });
@@ -176,7 +202,7 @@ export class S3Store implements ObjectStore {
       const batch = full.slice(i, i + DELETE_BATCH);
       const where = { url: this.url, op: 'DeleteObjects', key: keys[i] };
       await withRetries(this.policy, where, async () => {
-        const res = await this.client.send(new DeleteObjectsCommand({ Bucket: this.bucket, Delete: { Objects: batch.map((Key) => ({ Key })), Quiet: true } }), { abortSignal: this.policy.signal });
+        const res = await this.client.send(new (s3Sdk().DeleteObjectsCommand)({ Bucket: this.bucket, Delete: { Objects: batch.map((Key) => ({ Key })), Quiet: true } }), { abortSignal: this.policy.signal });
         const failed = res.Errors?.[0];
         if (failed) throw new S3ReplyError(failed.Code ?? 'Error', `${failed.Message ?? ''} (key ${JSON.stringify(keyOf(failed.Key, this.prefix))})`);
       });
@@ -210,11 +236,21 @@ export class S3Store implements ObjectStore {
     const fullKey = this.prefix + key;
     const bytes = Buffer.byteLength(fullKey);
     if (bytes > MAX_KEY_BYTES) throw new StoreError(`${this.url}: key ${JSON.stringify(key.slice(0, 40) + '...')} is ${bytes} bytes long with the URL's prefix, the limit is ${MAX_KEY_BYTES}`, 'permanent', key);
-    return { client: this.client, bucket: this.bucket, fullKey, policy: this.policy, where: (op) => ({ url: this.url, op, key }) };
+    const store = this;
+    return {
+      get client() {
+        return store.client;
+      },
+      raw: this.raw,
+      bucket: this.bucket,
+      fullKey,
+      policy: this.policy,
+      where: (op) => ({ url: this.url, op, key }),
+    };
   }
 
   async streamsReads(): Promise<boolean> {
-    return (await rawGets(this.client)) !== undefined;
+    return this.raw !== undefined;
   }
 
   async readSegments(key: string, range: { start: number; end: number }, reader: BodySegments, ifMatch: string): Promise<ObjectInfo | undefined> {
