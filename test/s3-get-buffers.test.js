@@ -10,6 +10,7 @@ const { sh, describe: account } = require('./lib/run');
 const { frames, decodeAll, PAYLOAD } = require('./lib/frames');
 const { initDigest } = require('../dist/core/digest.js');
 const { BufferPool } = require('../dist/core/buffer-pool.js');
+const { PayloadPool } = require('../dist/core/payload-pool.js');
 const { ShaPool, digestOf } = require('../dist/core/sha-pool.js');
 const { S3Store } = require('../dist/core/store-s3.js');
 
@@ -91,6 +92,42 @@ describe('reads into reused buffers', () => {
       assert.ok(moved.data.equals(data));
       assert.strictEqual(moved.data.buffer.byteLength, 8 * MiB, 'the whole buffer came back, for the pool');
       await assert.rejects(sha.digest(Buffer.allocUnsafeSlow(2 * MiB).subarray(MiB), 'sha256', true), /must own its ArrayBuffer/);
+    } finally {
+      await sha.close();
+    }
+  });
+
+  it('PayloadPool gives shared buffers of the exact length, and takes back only its own, whole ones', () => {
+    const pool = new PayloadPool(8 * MiB, 1);
+    assert.strictEqual(pool.take(8 * MiB + 1), undefined);
+    assert.strictEqual(pool.take(2 * MiB - 1), undefined);
+    const a = pool.take(3 * MiB);
+    assert.strictEqual(a.length, 3 * MiB);
+    assert.ok(a.buffer instanceof SharedArrayBuffer && a.buffer.byteLength === 8 * MiB);
+    assert.notStrictEqual(pool.take(3 * MiB).buffer, a.buffer, 'in use: not given again');
+    pool.give(a);
+    pool.give(a);
+    const b = pool.take(8 * MiB);
+    assert.strictEqual(b.buffer, a.buffer, 'free once given back');
+    assert.notStrictEqual(pool.take(8 * MiB).buffer, a.buffer, 'given back twice, kept once');
+    pool.give(Buffer.alloc(8 * MiB));
+    pool.give(b.subarray(MiB));
+    pool.give(undefined);
+    assert.notStrictEqual(pool.take(8 * MiB).buffer, a.buffer, 'not its own, or not whole: not taken');
+  });
+
+  it('a buffer in shared memory is hashed on a thread where it is: not moved, not copied', async () => {
+    const sha = new ShaPool(1);
+    try {
+      const data = crypto.randomBytes(3 * MiB);
+      const shared = Buffer.from(new SharedArrayBuffer(8 * MiB), MiB, data.length);
+      data.copy(shared);
+      for (const kind of ['sha256', 'md5']) {
+        const r = await digestOf(shared, kind, sha);
+        assert.strictEqual(r.digest, crypto.createHash(kind).update(data).digest(kind === 'md5' ? 'hex' : 'base64'), kind);
+        assert.strictEqual(r.data, shared, 'the same buffer');
+        assert.ok(shared.equals(data), 'still readable here');
+      }
     } finally {
       await sha.close();
     }

@@ -1,4 +1,5 @@
 // What a reader of the format can be told, and the limits it keeps by default.
+import type { Rec } from './records';
 export interface DecodeOptions {
   /** The command name that starts every error message. */
   command: string;
@@ -21,6 +22,11 @@ export interface DecodeOptions {
    * line is parsed as usual.
    */
   passLines?: boolean;
+  /**
+   * Where a payload spread over several input chunks is put together: a buffer of exactly
+   * `length` bytes for `rec`'s payload (payload-pool.ts), or undefined for a new one.
+   */
+  payloadBuffer?: (length: number, rec: Rec) => Buffer | undefined;
 }
 
 export const DEFAULT_MAX_LINE = 1 << 20;

@@ -243,7 +243,7 @@ export class Decoder {
       this.completePayload(rec, out);
       return pos + need;
     }
-    this.payload ??= Buffer.allocUnsafe(rec.len!);
+    this.payload ??= this.opts.payloadBuffer?.(rec.len!, rec) ?? Buffer.allocUnsafe(rec.len!);
     const take = Math.min(need, have);
     chunk.copy(this.payload, this.payloadFilled, pos, pos + take);
     this.payloadFilled += take;

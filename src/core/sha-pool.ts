@@ -1,6 +1,7 @@
 // SHA-256 of large buffers on worker threads, so that a command moving hundreds of MiB/s keeps
-// its event loop for I/O. A buffer moves to a thread and back (no copy); it must own its
-// ArrayBuffer (Buffer.allocUnsafeSlow makes such buffers), or, when the caller says so
+// its event loop for I/O. A buffer in shared memory (a SharedArrayBuffer: payload-pool.ts) is
+// read by the thread where it is. Any other moves to a thread and back (no copy); it must own
+// its ArrayBuffer (Buffer.allocUnsafeSlow makes such buffers), or, when the caller says so
 // (`sole`), be the only view in use of an ArrayBuffer it starts (a reused buffer partly filled).
 import { createHash } from 'node:crypto';
 import { availableParallelism } from 'node:os';
@@ -37,6 +38,12 @@ export class ShaPool {
    * `sole`, `data` may be shorter than its ArrayBuffer, which all moves (see movable()).
    */
   async digest(data: Buffer, kind: Digest, sole = false): Promise<{ data: Buffer; digest: string }> {
+    if (data.buffer instanceof SharedArrayBuffer) {
+      // Nothing moves: the thread reads the bytes where they are, and `data` stays usable (the
+      // caller does not change it meanwhile).
+      const r = await this.pool.run<{ digest: string }>({ shared: data.buffer, offset: data.byteOffset, length: data.length, kind });
+      return { data, digest: r.digest };
+    }
     if (!movable(data, sole)) {
       throw new Error('a buffer hashed on a thread must own its ArrayBuffer (make it with Buffer.allocUnsafeSlow)');
     }
@@ -61,13 +68,15 @@ function defaultThreads(): number {
 export const THREAD_HASH_BYTES = 1 << 20;
 
 /**
- * Whether `data` can move to a thread: it owns its ArrayBuffer, or, with `sole` (the caller
+ * Whether `data` can go to a thread: it is in shared memory (it stays where it is), it owns its
+ * ArrayBuffer, or, with `sole` (the caller
  * vouches that no other view of that ArrayBuffer is in use), starts it. Never assumed: a view at
  * offset 0 of a larger buffer (a decoded input chunk, Node's pool of small buffers) would take
  * the bytes of other views with it.
  */
 export function movable(data: Buffer, sole: boolean): boolean {
   const ab = data.buffer;
+  if (ab instanceof SharedArrayBuffer) return true;
   return ab instanceof ArrayBuffer && data.byteOffset === 0 && (data.length === ab.byteLength || (sole && data.length <= ab.byteLength));
 }
 

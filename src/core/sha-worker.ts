@@ -1,5 +1,6 @@
 // The body of a hashing thread (see sha-pool.ts): the SHA-256 (or MD5) of the buffer it is
-// given, which it hands back with the digest; or the running SHA-256 of a stream of buffers.
+// given, which it hands back with the digest (or leaves where it is, in shared memory); or the
+// running SHA-256 of a stream of buffers.
 import { createHash, hash, type Hash } from 'node:crypto';
 import { isMainThread, parentPort, workerData } from 'node:worker_threads';
 
@@ -12,10 +13,18 @@ export const WORKER_ROLE = 'sluice-sha-worker';
  */
 interface Message {
   data?: ArrayBuffer;
+  /** Or bytes in shared memory, read where they are: `length` of them from `offset`. */
+  shared?: SharedArrayBuffer;
+  offset?: number;
   length?: number;
   kind?: 'sha256' | 'md5';
   stream?: number;
   end?: boolean;
+}
+
+/** SHA-256 in base64, MD5 in hex (an S3 ETag's form). */
+function digestOf(kind: 'sha256' | 'md5', bytes: Uint8Array): string {
+  return hash(kind, bytes, kind === 'md5' ? 'hex' : 'base64');
 }
 
 if (!isMainThread && (workerData as { role?: string } | null)?.role === WORKER_ROLE) {
@@ -23,11 +32,14 @@ if (!isMainThread && (workerData as { role?: string } | null)?.role === WORKER_R
   const streams = new Map<number, Hash>();
   port.on('message', (msg: Message) => {
     try {
+      if (msg.shared) {
+        port.postMessage({ digest: digestOf(msg.kind!, new Uint8Array(msg.shared, msg.offset, msg.length)) });
+        return;
+      }
       const bytes = msg.data && new Uint8Array(msg.data, 0, msg.length);
       const transfer = msg.data ? [msg.data] : [];
       if (msg.stream === undefined) {
-        const digest = hash(msg.kind!, bytes!, msg.kind === 'md5' ? 'hex' : 'base64');
-        port.postMessage({ data: msg.data, digest }, transfer);
+        port.postMessage({ data: msg.data, digest: digestOf(msg.kind!, bytes!) }, transfer);
         return;
       }
       let running = streams.get(msg.stream);

@@ -14,6 +14,7 @@ import { SerialSha } from '../core/serial-sha';
 import { abortStale, DEFAULT_STALE_AGE } from './s3-put-stale';
 import { PieceJoiner } from './s3-put-pieces';
 import { isPiece } from '../core/object-pieces';
+import { PayloadPool } from '../core/payload-pool';
 
 // Data held for objects being written: two 32 MiB chunks at once keep a local disk busy, and
 // memory stays bounded whatever the number of jobs.
@@ -131,9 +132,12 @@ export const main = command({
     const serial = new SerialSha();
     const store = openStore(args._[0], { ...s3Settings(args, ctx.signal), partSize, sha, fsync: args.fsync !== false });
     try {
-      const writer = new Writer(ctx, store, { storageClass: stringFlag(args, 'storage-class'), metadata: metadataFlag(args), uploads, serial });
+      // Whole objects' data is read into these, and they come back once the object is stored.
+      const payloads = new PayloadPool(DEFAULT_PART_SIZE, MAX_BYTES_IN_FLIGHT / DEFAULT_PART_SIZE + 2);
+      const writer = new Writer(ctx, store, { storageClass: stringFlag(args, 'storage-class'), metadata: metadataFlag(args), uploads, serial, payloads });
+      const payloadBuffer = (length: number, rec: Rec) => (rec.type === 'object' && !isPiece(rec) ? payloads.take(length) : undefined);
       try {
-        await transform(ctx, {}, writeCommitLast(ctx, writer, jobs, MAX_BYTES_IN_FLIGHT));
+        await transform(ctx, { decode: { payloadBuffer } }, writeCommitLast(ctx, writer, jobs, MAX_BYTES_IN_FLIGHT));
       } finally {
         await writer.pieces.abandon();
       }
@@ -162,6 +166,8 @@ interface WriteOptions {
   storageClass?: string;
   metadata?: Record<string, string>;
   uploads?: UploadJournal;
+  /** Where the data of whole objects goes back once they are stored. */
+  payloads?: PayloadPool;
 }
 
 class Writer implements ObjectWriter {
@@ -259,6 +265,9 @@ class Writer implements ObjectWriter {
       });
     } catch (err) {
       throw storeErrorAt(this.ctx, rec, err);
+    } finally {
+      // Stored (or failed): nothing reads these bytes any more. A piece's may still be.
+      if (!isPiece(rec)) this.opts.payloads?.give(data);
     }
     delete rec[PAYLOAD];
     rec.size ??= size;
