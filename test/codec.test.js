@@ -186,6 +186,50 @@ test('random chunkings decode the same, and so does a small line limit', () => {
   }
 });
 
+/**
+ * Decodes `input` as input-reader.ts reads: the bulk of a payload straight into the buffer the
+ * decoder gives (readTarget), everything else into one scratch buffer lent to push() and then
+ * overwritten; each read takes 1 to `maxRead` bytes.
+ */
+function decodeInPlace(input, seed, maxRead, opts = {}) {
+  const next = random(seed);
+  const decoder = new Decoder({ ...OPTS, ...opts });
+  const records = [];
+  const scratch = Buffer.alloc(maxRead);
+  for (let pos = 0; pos < input.length; ) {
+    const target = decoder.readTarget(4);
+    const into = target ?? scratch;
+    const n = Math.min(1 + Math.floor(next() * maxRead), into.length, input.length - pos);
+    input.copy(into, 0, pos, pos + n);
+    pos += n;
+    if (target) decoder.filled(n, records);
+    else {
+      decoder.push(scratch.subarray(0, n), records, true);
+      scratch.fill(0xaa);
+    }
+  }
+  decoder.finish();
+  return { records, decoder };
+}
+
+test('read in place: payloads filled where the decoder says, the rest through a reused scratch buffer, decode the same', () => {
+  const want = decodeChunks([MIXED]).records.map(summary);
+  for (let seed = 1; seed <= 200; seed++) {
+    const { records, decoder } = decodeInPlace(MIXED, seed, seed % 4 === 0 ? 5 : 700);
+    assert.deepStrictEqual(records.map(summary), want, `seed ${seed}`);
+    assert.strictEqual(decoder.payloadBytes, 1 + 37 + 5 + 6 + 3000);
+  }
+  // Passed-on lines keep their bytes after the scratch buffer was overwritten.
+  const lines = MIXED_PARTS.filter((p) => !p.payload).map((p) => Buffer.concat([Buffer.from(p), Buffer.from('\n')]));
+  for (let seed = 1; seed <= 50; seed++) {
+    const { records } = decodeInPlace(MIXED, seed, 300, { passLines: true });
+    const passed = records.filter((r) => r[SOURCE]);
+    assert.ok(passed.length > 0);
+    for (const rec of passed) assert.ok(rec[SOURCE].bytes.subarray(rec[SOURCE].start, rec[SOURCE].end).equals(lines[rec[LINE] - 1]), `seed ${seed} line ${rec[LINE]}`);
+    assert.deepStrictEqual(records.map((r) => [r.type, r[LINE], r[PAYLOAD]?.toString('hex')]), decodeChunks([MIXED]).records.map((r) => [r.type, r[LINE], r[PAYLOAD]?.toString('hex')]));
+  }
+});
+
 test('decode() yields the records of each chunk as one batch and checks the end', async () => {
   async function* chunks() {
     yield* splitAt(MIXED, [10, 200, 900]);

@@ -44,12 +44,17 @@ export class Decoder {
     if (opts.passLines) this.scanner = new LineScanner();
   }
 
-  /** Parses one chunk, appending whole records to `out`. */
-  push(chunk: Buffer, out: Rec[]): void {
+  /**
+   * Parses one chunk, appending whole records to `out`. A `borrowed` chunk is the reader's to
+   * fill again once this returns (input-reader.ts): nothing is kept that points into it.
+   */
+  push(chunk: Buffer, out: Rec[], borrowed = false): void {
+    // A stage that passes lines on keeps views of them: they must outlive a borrowed chunk.
+    if (borrowed && this.scanner) [chunk, borrowed] = [Buffer.from(chunk), false];
     let pos = 0;
     const end = chunk.length;
     while (pos < end) {
-      if (this.awaiting) pos = this.fillPayload(chunk, pos, out);
+      if (this.awaiting) pos = this.fillPayload(chunk, pos, out, borrowed);
       else if (this.trailer) this.fail('data after the end record', this.line + 1);
       else if (this.partialLength) pos = this.completePartial(chunk, pos, out);
       else pos = this.takeLines(chunk, pos, out);
@@ -233,25 +238,46 @@ export class Decoder {
     return pos;
   }
 
-  private fillPayload(chunk: Buffer, pos: number, out: Rec[]): number {
+  private fillPayload(chunk: Buffer, pos: number, out: Rec[], borrowed: boolean): number {
     const rec = this.awaiting!;
     const need = rec.len! - this.payloadFilled;
     const have = chunk.length - pos;
-    if (this.payloadFilled === 0 && have >= need) {
+    if (this.payloadFilled === 0 && have >= need && !borrowed) {
       // The whole payload sits in this chunk: keep a view, no copy.
       rec[PAYLOAD] = chunk.subarray(pos, pos + need);
       this.completePayload(rec, out);
       return pos + need;
     }
-    this.payload ??= this.opts.payloadBuffer?.(rec.len!, rec) ?? Buffer.allocUnsafe(rec.len!);
     const take = Math.min(need, have);
-    chunk.copy(this.payload, this.payloadFilled, pos, pos + take);
-    this.payloadFilled += take;
+    chunk.copy(this.payloadBuffer(rec), this.payloadFilled, pos, pos + take);
+    this.filled(take, out);
+    return pos + take;
+  }
+
+  /**
+   * Where the input's next bytes can be read in place (input-reader.ts): the rest of the
+   * payload being read, when at least `least` bytes of it are still to come; the reader then
+   * says with filled() how many it read there. Undefined when lines come next, or a payload's
+   * last few bytes: those go through push().
+   */
+  readTarget(least: number): Buffer | undefined {
+    const rec = this.awaiting;
+    if (!rec || rec.len! - this.payloadFilled < least) return undefined;
+    return this.payloadBuffer(rec).subarray(this.payloadFilled);
+  }
+
+  /** `n` more bytes of the payload are in its buffer; a payload filled goes out as a record. */
+  filled(n: number, out: Rec[]): void {
+    const rec = this.awaiting!;
+    this.payloadFilled += n;
     if (this.payloadFilled === rec.len) {
       rec[PAYLOAD] = this.payload;
       this.completePayload(rec, out);
     }
-    return pos + take;
+  }
+
+  private payloadBuffer(rec: Rec): Buffer {
+    return (this.payload ??= this.opts.payloadBuffer?.(rec.len!, rec) ?? Buffer.allocUnsafe(rec.len!));
   }
 
   private completePayload(rec: Rec, out: Rec[]): void {
@@ -283,8 +309,12 @@ function preview(text: string, from: number, newline: number): string {
 }
 
 /** Decodes a byte stream into batches of records; throws at the end if the trailer is missing. */
-export async function* decode(input: AsyncIterable<Buffer>, opts: DecodeOptions): AsyncGenerator<Rec[]> {
-  const decoder = new Decoder(opts);
+export function decode(input: AsyncIterable<Buffer>, opts: DecodeOptions): AsyncGenerator<Rec[]> {
+  return decodeWith(new Decoder(opts), input);
+}
+
+/** decode() with a given decoder. */
+export async function* decodeWith(decoder: Decoder, input: AsyncIterable<Buffer>): AsyncGenerator<Rec[]> {
   for await (const chunk of input) {
     const batch: Rec[] = [];
     decoder.push(chunk, batch);

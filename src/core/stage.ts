@@ -1,8 +1,9 @@
 import { createReadStream } from 'node:fs';
-import type { Readable } from 'node:stream';
+import { addAbortSignal, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Context } from './command';
-import { decode, type DecodeOptions } from './decode';
+import { Decoder, decodeWith, type DecodeOptions } from './decode';
+import { inPlaceKind, readInPlace } from './input-reader';
 import { Encoder } from './encode';
 import { IntegrityError, InvalidInputError, UsageError } from './errors';
 import { LINE, type Rec } from './records';
@@ -19,6 +20,21 @@ const FILE_READ_CHUNK = 1 << 20;
 export function openInput(path: string | undefined): Input {
   if (path === undefined || path === '-') return { stream: process.stdin, name: 'stdin' };
   return { stream: createReadStream(path, { highWaterMark: FILE_READ_CHUNK }), name: path };
+}
+
+/**
+ * The records of a stage's input (stdin, or the file at `path`), in batches: read in place
+ * where the input is a pipe, a socket or a file (input-reader.ts), else through its stream.
+ */
+function inputRecords(ctx: Context, path: string | undefined, opts: Partial<DecodeOptions> = {}): Batches {
+  const stdin = path === undefined || path === '-';
+  const name = stdin ? 'stdin' : path;
+  ctx.input = name;
+  const decoder = new Decoder({ command: ctx.command, source: name, ...opts });
+  if (!stdin) return readInPlace(decoder, { path }, ctx.signal);
+  if (inPlaceKind(0)) return readInPlace(decoder, { fd: 0 }, ctx.signal);
+  // A terminal: its stream, ended by the command's signal (as a pipeline would).
+  return decodeWith(decoder, addAbortSignal(ctx.signal, process.stdin));
 }
 
 export type Batches = AsyncIterable<Rec[]>;
@@ -46,13 +62,10 @@ export interface StageOptions {
 /** A transform: records in on stdin (or a file), records out on stdout, trailer carried. */
 export async function transform(ctx: Context, opts: StageOptions, body: StageBody): Promise<void> {
   refuseTerminal(ctx, opts.frames);
-  const input = openInput(opts.input);
-  ctx.input = input.name;
+  const records = inputRecords(ctx, opts.input, opts.decode);
   await pipeline(
-    input.stream,
-    async function* (chunks: AsyncIterable<Buffer>) {
+    async function* () {
       const out = new Encoder();
-      const records = decode(chunks, { command: ctx.command, source: input.name, ...opts.decode });
       const watchPayloads = opts.frames === 'passed-on' && process.stdout.isTTY === true;
       for await (const buffers of body(records, out)) {
         if (watchPayloads && out.payloadBytes > 0) {
@@ -85,15 +98,7 @@ export async function source(ctx: Context, opts: { frames?: boolean }, body: Sou
 
 /** A sink that writes nothing on stdout: consumes records; throws if the trailer is missing. */
 export async function sink(ctx: Context, opts: StageOptions, consume: (records: Batches) => Promise<void>): Promise<void> {
-  const input = openInput(opts.input);
-  ctx.input = input.name;
-  await pipeline(
-    input.stream,
-    async (chunks: AsyncIterable<Buffer>) => {
-      await consume(decode(chunks, { command: ctx.command, source: input.name, ...opts.decode }));
-    },
-    { signal: ctx.signal },
-  );
+  await consume(inputRecords(ctx, opts.input, opts.decode));
 }
 
 function refuseTerminal(ctx: Context, frames: StageOptions['frames']): void {
