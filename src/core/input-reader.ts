@@ -26,7 +26,13 @@ const readFd = promisify(read);
 
 /** How `fd` can be read in place: 'socket' (a pipe or socket), 'file', or undefined. */
 export function inPlaceKind(fd: number): 'socket' | 'file' | undefined {
-  const stat = fstatSync(fd);
+  let stat;
+  try {
+    stat = fstatSync(fd);
+  } catch {
+    // Not open (a closed stdin): the stream says so as it always did.
+    return undefined;
+  }
   if (stat.isFIFO() || stat.isSocket()) return 'socket';
   if (stat.isFile()) return 'file';
   return undefined;

@@ -1,5 +1,4 @@
-import { createReadStream } from 'node:fs';
-import { addAbortSignal, type Readable } from 'node:stream';
+import { addAbortSignal } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Context } from './command';
 import { Decoder, decodeWith, type DecodeOptions } from './decode';
@@ -7,20 +6,6 @@ import { inPlaceKind, readInPlace } from './input-reader';
 import { Encoder } from './encode';
 import { IntegrityError, InvalidInputError, UsageError } from './errors';
 import { LINE, type Rec } from './records';
-
-export interface Input {
-  stream: Readable;
-  /** `stdin` or the path, for error messages. */
-  name: string;
-}
-
-// Pipe chunks arrive at 64 KiB; files read faster in larger pieces (measured: 1 MiB ~2x 64 KiB).
-const FILE_READ_CHUNK = 1 << 20;
-
-export function openInput(path: string | undefined): Input {
-  if (path === undefined || path === '-') return { stream: process.stdin, name: 'stdin' };
-  return { stream: createReadStream(path, { highWaterMark: FILE_READ_CHUNK }), name: path };
-}
 
 /**
  * The records of a stage's input (stdin, or the file at `path`), in batches: read in place
